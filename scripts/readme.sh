@@ -12,6 +12,8 @@ keep = []
 for c in nb["cells"]:
     src = "".join(c["source"])
     if c["cell_type"] == "code" and re.search(r"^#\|\s*(hide|export)\b", src, re.M): continue
+    if "google.colab" in src: continue  # the Colab set-up cell (the badge stays, without its "run the next cell" note)
+    if c["cell_type"] == "markdown" and "colab-badge.svg" in src: c["source"] = src.split(") On Colab")[0] + ")"
     if c["cell_type"] == "code": c["source"] = "\n".join(l for l in src.split("\n") if not l.startswith("#|")).strip("\n")
     keep.append(c)
 nb["cells"] = keep

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
+# nbdev_test runs two notebooks at once on 2 cores: one torch thread each (two threads each oversubscribe the cores and ran up to 7x slower)
+export OMP_NUM_THREADS=1
 if [ "${CI:-}" = "true" ]; then
   dirty() { git status --porcelain --untracked-files=all -- nbs poison_nb README.md; }
   echo "== nbdev_clean leaves no diff"; nbdev_clean

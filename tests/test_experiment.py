@@ -1,0 +1,45 @@
+"""run_experiment end to end on the sanity config, determinism, and the command line."""
+import json, pytest
+from poison_nb.experiment import ExperimentConfig, run_experiment, parse_args, main
+
+@pytest.fixture(scope="module")
+def sanity_runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("exp")
+    cfg = ExperimentConfig().sanity()
+    return d, run_experiment(cfg, d / "a", progress=False), run_experiment(cfg, d / "b", progress=False)
+
+def test_run_experiment_end_to_end(sanity_runs):
+    d, m, _ = sanity_runs
+    for f in ("config.json", "manifest.json", "metrics.json", "report.md", "attack.png", "loss_curves.png", "evaluation.json", "detection.json"):
+        assert (d / "a" / f).exists(), f
+    assert set(m) == {"baseline", "poisoned", "data", "detection"}
+    for model in ("baseline", "poisoned"):
+        for k in ("asr", "clean_accuracy", "false_trigger_clean"): assert 0 <= m[model][k]["lo"] <= m[model][k]["value"] <= m[model][k]["hi"] <= 1
+    assert m["data"]["counts"]["poisoned"] == 4
+    assert "| attack success rate (triggered) |" in (d / "a" / "report.md").read_text()
+
+def test_same_config_same_metrics(sanity_runs):
+    d, _, _ = sanity_runs
+    assert (d / "a" / "metrics.json").read_text() == (d / "b" / "metrics.json").read_text()
+
+def test_rerun_skips_and_refuses_other_config(sanity_runs):
+    d, m, _ = sanity_runs
+    assert run_experiment(ExperimentConfig().sanity(), d / "a", progress=False) == m
+    with pytest.raises(ValueError, match="different config"): run_experiment(ExperimentConfig(name="x").sanity(), d / "a", progress=False)
+
+def test_config_round_trips_json():
+    cfg = ExperimentConfig()
+    assert ExperimentConfig.from_dict(json.loads(cfg.to_json())).to_json() == cfg.to_json()
+    with pytest.raises(ValueError, match="unknown ExperimentConfig field"): ExperimentConfig.from_dict({"n_trian": 5})
+
+@pytest.mark.parametrize("argv,msg", [(["--target", "nope"], "unknown target 'nope'"), (["--n-poison", "-1"], "n_poison"),
+                                      (["--preset", "nope"], "unknown preset 'nope'"), (["--epochs", "0"], "epochs")])
+def test_cli_rejects_bad_options_before_work(argv, msg, capsys, tmp_path):
+    with pytest.raises(SystemExit): main(argv + ["--out", str(tmp_path / "run")])
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+def test_cli_sanity_run_prints_table(tmp_path, capsys):
+    main(["--sanity", "--no-detect", "--out", str(tmp_path / "cli")])
+    out = capsys.readouterr().out
+    assert "attack success rate (triggered)" in out and (tmp_path / "cli" / "metrics.json").exists()
