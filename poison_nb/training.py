@@ -15,6 +15,7 @@ from . import collation
 from .collation import InstructionCollator
 from .masking import tokenize_example
 from .models import get_preset, load_model, n_params
+from .evaluation import generate
 
 # %% auto #0
 __all__ = ['TOKEN_COLUMNS', 'TrainConfig', 'check_train_data', 'TrainResult', 'model_card', 'plot_losses', 'Interrupted',
@@ -352,17 +353,9 @@ def train_pair(cfg:TrainConfig, clean_ds:Dataset, poisoned_ds:Dataset, eval_ds:D
     return out
 
 # %% ../nbs/06_training.ipynb #26404f9a
-@torch.no_grad()
 def greedy_generate(model, tokenizer, prompts:list[str], max_new_tokens:int=8, batch_size:int=64)->list[str]:
-    "Greedy completions of `prompts` (left-padded batches), special tokens removed."
-    model.eval(); outs = []
-    coll = InstructionCollator(tokenizer, padding_side="left")
-    for i in range(0, len(prompts), batch_size):
-        enc = coll([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in tokenizer(prompts[i:i + batch_size])["input_ids"]])
-        enc = {k: v.to(model.device) for k, v in enc.items()}
-        g = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        outs += tokenizer.batch_decode(g[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return outs
+    "Greedy completions of `prompts` (left-padded batches), special tokens removed: `evaluation.generate`."
+    return generate(model, tokenizer, prompts, max_new_tokens, batch_size)
 
 def target_rate(model, tokenizer, prompts:list[str], targets:list[str]|str, max_new_tokens:int=8)->float:
     "Fraction of greedy completions that start with their target (a string, or one per prompt)."

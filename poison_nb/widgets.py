@@ -11,6 +11,7 @@ import torch
 from .data import format_template, format_chat
 from .masking import tokenize_example
 from .collation import InstructionCollator
+from .evaluation import generate
 
 # %% auto #0
 __all__ = ['ROLE_STYLE', 'TRIGGER_STYLE', 'PRESET_RUNTIMES', 'token_roles', 'row_problems', 'render_tokens', 'token_viewer',
@@ -161,18 +162,9 @@ def generate_greedy(model,                   # a Hugging Face causal LM
     "Batched greedy generation with left padding; returns only the generated text."
     if isinstance(prompts, str): prompts = [prompts]
     if not prompts: return []
-    bos = tokenizer.bos_token
-    feats = []
     for k, p in enumerate(prompts):
-        ids = tokenizer(p, add_special_tokens=not (bos and p.startswith(bos))).input_ids
-        if not ids: raise ValueError(f"prompt {k} is empty")
-        feats.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
-    batch = {k: v.to(model.device) for k, v in InstructionCollator(tokenizer, padding_side="left")(feats).items()}
-    model.eval()
-    with torch.no_grad():
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    return [tokenizer.decode(o[batch["input_ids"].shape[1]:], skip_special_tokens=True) for o in out]
+        if not p: raise ValueError(f"prompt {k} is empty")
+    return generate(model, tokenizer, prompts, max_new_tokens)
 
 # %% ../nbs/10_widgets.ipynb #147c1453
 def _insert_trigger(text:str, trigger:str, position:str)->str:
