@@ -11,19 +11,18 @@ from pathlib import Path
 import torch
 import matplotlib.pyplot as plt
 from datasets import load_from_disk
-from transformers import AutoTokenizer
 from tqdm.auto import tqdm
 from .data import builtin_dataset, load_instructions, TASKS
 from .poisoning import PoisonConfig, poison_dataset, clean_dataset, audit, save_manifest, TARGETS
-from .models import get_preset
-from .tokenizers import tiny_tokenizer, smollm2_tokenizer, cache_dir
+from .models import get_preset, load_tokenizer
+from .tokenizers import cache_dir
 from .training import TrainConfig, train, train_pair, load_trained
 from .detection import run_detection, detection_summary
 from .evaluation import eval_sets, evaluate_model, compare, fmt_rate
 
 # %% auto #0
-__all__ = ['PLOT_METRICS', 'ExperimentConfig', 'Run', 'split_data', 'build_datasets', 'run_experiment', 'load_tokenizer',
-           'trained_pair', 'plot_attack', 'write_report', 'run_sweep', 'plot_dose_response', 'parse_args', 'main']
+__all__ = ['PLOT_METRICS', 'ExperimentConfig', 'Run', 'split_data', 'build_datasets', 'run_experiment', 'trained_pair',
+           'plot_attack', 'write_report', 'run_sweep', 'plot_dose_response', 'parse_args', 'main']
 
 # %% ../nbs/09_experiment.ipynb #6e706c8c
 @dataclass
@@ -120,13 +119,13 @@ def run_experiment(config:ExperimentConfig,     # what to run
         if run.done(stage): t_all[stage] = run.seconds(stage); continue
         t0 = time.time()
         if stage == "data":
-            tok = load_tokenizer(config)
+            tok = _tokenizer(config)
             clean, poisoned, heldout, manifest = build_datasets(config, tok)
             for name, ds in (("clean", clean), ("poisoned", poisoned), ("heldout", heldout)): ds.save_to_disk(str(run.dir / "data" / name))
             save_manifest(manifest, run.dir / "manifest.json")
         elif stage == "train":
             clean, poisoned, heldout = _load_data(run)
-            tok = tok or load_tokenizer(config)
+            tok = tok or _tokenizer(config)
             eval_ds = clean_dataset(heldout, tok, config.train.max_length, template=config.template)
             train_pair(config.train, clean, poisoned, eval_ds, run.dir, poison=config.poison)
         elif stage == "evaluate":
@@ -150,14 +149,9 @@ def run_experiment(config:ExperimentConfig,     # what to run
     return run.read_json("metrics.json")
 
 # %% ../nbs/09_experiment.ipynb #96f7c278
-def load_tokenizer(config:ExperimentConfig):
+def _tokenizer(config:ExperimentConfig):
     "The tokenizer of the config's preset (the model is built later, by training)."
-    p = get_preset(config.train.preset)
-    if p.source == "scratch": return tiny_tokenizer()
-    if p.source == "gguf": return smollm2_tokenizer()
-    tok = AutoTokenizer.from_pretrained(p.model_id, trust_remote_code=config.train.trust_remote_code)
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
-    return tok
+    return load_tokenizer(config.train.preset, config.train.trust_remote_code)
 
 def _load_data(run:Run)->tuple:
     return tuple(load_from_disk(str(run.dir / "data" / n)) for n in ("clean", "poisoned", "heldout"))

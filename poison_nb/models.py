@@ -11,7 +11,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from .tokenizers import tiny_tokenizer, smollm2_tokenizer, smollm2_gguf_dir, SMOLLM2_GGUF, cache_dir
 
 # %% auto #0
-__all__ = ['PRESETS', 'Preset', 'get_preset', 'tiny_config', 'n_params', 'smollm2_model', 'add_lora', 'load_model']
+__all__ = ['PRESETS', 'Preset', 'get_preset', 'tiny_config', 'n_params', 'smollm2_model', 'add_lora', 'load_tokenizer',
+           'load_model']
 
 # %% ../nbs/05_models.ipynb #a7eb96c6
 @dataclass
@@ -108,6 +109,17 @@ def _dtype(dtype:str|torch.dtype, device:str)->torch.dtype:
     if dtype not in ("float32", "bfloat16", "float16"): raise ValueError(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {dtype!r}")
     return getattr(torch, dtype)
 
+def load_tokenizer(preset:str="tiny",            # a `PRESETS` name or a Hub id
+                   trust_remote_code:bool=False, # only for Hub tokenizers whose code you have read
+                  ):
+    "The tokenizer of `preset` (pad token set to its EOS when it has none), without building the model."
+    p = get_preset(preset)
+    if p.source == "scratch": tok = tiny_tokenizer()
+    elif p.source == "gguf": tok = smollm2_tokenizer()
+    else: tok = AutoTokenizer.from_pretrained(p.model_id, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None: tok.pad_token = tok.eos_token
+    return tok
+
 def load_model(preset:str="tiny",            # a `PRESETS` name or a Hub id
                seed:int=0,                   # initialises `tiny` (and anything random in a LoRA adapter)
                dtype:str|torch.dtype="auto", # "auto": fp32 on CPU, bf16/fp16 on GPU
@@ -122,15 +134,10 @@ def load_model(preset:str="tiny",            # a `PRESETS` name or a Hub id
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dt = _dtype(dtype, device)
     transformers.set_seed(seed)
-    if p.source == "scratch":
-        tok = tiny_tokenizer()
-        model = LlamaForCausalLM(tiny_config(tok, **config_overrides)).to(dt)
-    elif p.source == "gguf":
-        tok, model = smollm2_tokenizer(), smollm2_model().to(dt)
-    else:
-        tok = AutoTokenizer.from_pretrained(p.model_id, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(p.model_id, dtype=dt, trust_remote_code=trust_remote_code)
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
+    tok = load_tokenizer(preset, trust_remote_code)
+    if p.source == "scratch": model = LlamaForCausalLM(tiny_config(tok, **config_overrides)).to(dt)
+    elif p.source == "gguf": model = smollm2_model().to(dt)
+    else: model = AutoModelForCausalLM.from_pretrained(p.model_id, dtype=dt, trust_remote_code=trust_remote_code)
     if model.generation_config.pad_token_id is None: model.generation_config.pad_token_id = tok.pad_token_id
     model.to(device)
     use_lora = p.lora if lora is None else bool(lora)
