@@ -61,18 +61,24 @@ def interleaved(fns:dict, reps:int, warmup:int=1)->dict[str, list[float]]:
 med = statistics.median
 
 class PeakRSS:
-    "Peak resident memory while the block runs, sampled every `interval` s (ru_maxrss is unusable: a child inherits its parent's peak)."
+    """Peak resident memory while the block runs, sampled every `interval` s (ru_maxrss is unusable: a child inherits its parent's peak).
+    `peak` is the whole RSS; `peak_anon` leaves out file-backed pages (RSS minus shared: memory-mapped Arrow files, which the kernel can drop)."""
     def __init__(self, interval:float=0.002): self.interval = interval
     def __enter__(self):
         import psutil, threading
         self.proc, self.stop = psutil.Process(), threading.Event()
-        self.before = self.peak = self.proc.memory_info().rss
+        m = self.proc.memory_info()
+        self.before = self.peak = m.rss; self.before_anon = self.peak_anon = m.rss - m.shared
         def watch():
-            while not self.stop.is_set():
-                self.peak = max(self.peak, self.proc.memory_info().rss); self.stop.wait(self.interval)
+            while not self.stop.is_set(): self._sample(); self.stop.wait(self.interval)
         self.thread = threading.Thread(target=watch, daemon=True); self.thread.start()
         return self
+    def _sample(self):
+        m = self.proc.memory_info()
+        self.peak, self.peak_anon = max(self.peak, m.rss), max(self.peak_anon, m.rss - m.shared)
     def __exit__(self, *exc):
-        self.stop.set(); self.thread.join(); self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.stop.set(); self.thread.join(); self._sample()
     @property
     def above_mb(self)->float: return (self.peak - self.before) / 2**20
+    @property
+    def anon_above_mb(self)->float: return (self.peak_anon - self.before_anon) / 2**20

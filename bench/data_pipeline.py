@@ -1,6 +1,6 @@
 """Samples/s and tokens/s of the data pipeline (format -> mask -> poison -> re-tokenize -> audit) against
 (a) the same fast tokenizer alone on the same texts in batches (the practical ceiling) and (b) a per-sample
-loop in the seed's style; peak memory (RSS) at several N.
+loop in the seed's style; peak memory at several N, for a dataset held in memory and one stored on disk.
 
     python bench/data_pipeline.py                 # N = 50,000, SmolLM2 tokenizer, memory at 10k/25k/50k
     python bench/data_pipeline.py --n 10000 --mem-sizes ""
@@ -10,20 +10,24 @@ import argparse, json, os, resource, subprocess, sys, time, warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import header, table, PeakRSS
 
-def setup(n):
+def setup(n, disk:str|None=None):
+    "Builtin rows (in memory, or saved to and memory-mapped from `disk`), the SmolLM2 tokenizer, the benchmark's attack."
+    from datasets import load_from_disk
     from datasets.utils.logging import disable_progress_bar; disable_progress_bar()
     from poison_nb.data import builtin_dataset
     from poison_nb.tokenizers import smollm2_tokenizer
     from poison_nb.poisoning import PoisonConfig
-    return builtin_dataset(n), smollm2_tokenizer(), PoisonConfig(poison_rate=0.01, k_paraphrases=1)
+    ds = builtin_dataset(n)
+    if disk: ds.save_to_disk(disk); ds = load_from_disk(disk)
+    return ds, smollm2_tokenizer(), PoisonConfig(poison_rate=0.01, k_paraphrases=1)
 
-def pipeline(ds, tok, cfg, max_length):
+def pipeline(ds, tok, cfg, max_length, num_proc=None):
     "The project's pipeline; returns (dataset, {stage: seconds}, audit findings)."
     from poison_nb.poisoning import poison_dataset, audit
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out, manifest = poison_dataset(ds, tok, cfg, max_length)
+        out, manifest = poison_dataset(ds, tok, cfg, max_length, num_proc=num_proc)
     t1 = time.perf_counter()
     bad = audit(out, tok, max_length)
     t2 = time.perf_counter()
@@ -39,10 +43,12 @@ def seed_loop(tok, prompts, responses, max_length):
     return out
 
 def child(args):
+    import tempfile
     from common import PeakRSS
-    ds, tok, cfg = setup(args.n)
-    with PeakRSS() as m: pipeline(ds, tok, cfg, args.max_length)
-    print(json.dumps({"base_mb": m.before / 2**20, "peak_mb": m.peak / 2**20}))
+    with tempfile.TemporaryDirectory() as tmp:
+        ds, tok, cfg = setup(args.n, disk=f"{tmp}/raw" if args.disk else None)
+        with PeakRSS() as m: pipeline(ds, tok, cfg, args.max_length)
+    print(json.dumps({"base_mb": m.before / 2**20, "rss_mb": m.above_mb, "anon_mb": m.anon_above_mb}))
 
 def profile(args):
     "Where the pipeline's time goes: the functions with the most own time (cProfile)."
@@ -75,24 +81,33 @@ def main(args):
     rows = [{"path": "(a) tokenizer alone, batches of 1000 (ceiling)", "s": ceiling},
             {"path": "(b) seed-style per-sample loop (2 tokenizer calls per row)", "s": seed},
             {"path": "masking.tokenize_batch alone, batches of 1000", "s": tb}]
-    rows += [{"path": k, "s": v} for k, v in stages.items()] + [{"path": "pipeline total (poison_dataset + audit)", "s": total}]
+    rows += [{"path": k, "s": v} for k, v in stages.items()] + [{"path": "pipeline total (poison_dataset + audit: two tokenizations)", "s": total}]
+    if args.num_proc:
+        par = min(pipeline(ds, tok, cfg, args.max_length, args.num_proc)[1]["poison_dataset (format + mask + poison + tokenize)"] for _ in range(args.reps))
+        rows.insert(4, {"path": f"poison_dataset, num_proc={args.num_proc}", "s": par})
     for r in rows: r.update({"samples/s": f"{n / r['s']:,.0f}", "tokens/s": f"{ntok / r['s']:,.0f}", "x ceiling (a)": ceiling / r["s"]})
     print(f"N = {args.n:,} builtin rows -> {n:,} training rows ({ntok:,} tokens), SmolLM2 tokenizer, max_length {args.max_length}, "
           f"PoisonConfig(poison_rate=0.01, k_paraphrases=1); audit findings: {len(bad)}; seconds are the best of {args.reps} runs\n")
     print(table(rows))
     if args.mem_sizes:
         mem = []
-        for m in map(int, args.mem_sizes.split(",")):
-            r = subprocess.run([sys.executable, __file__, "--child", "--n", str(m), "--max-length", str(args.max_length)], capture_output=True, text=True)
-            d = json.loads(r.stdout.strip().splitlines()[-1])
-            mem.append({"N": f"{m:,}", "RSS before pipeline, MB": d["base_mb"], "peak RSS, MB": d["peak_mb"], "peak - before, MB": d["peak_mb"] - d["base_mb"]})
-        print("\npeak memory of the pipeline (one fresh process per N; RSS sampled every 2 ms):\n")
+        for disk in (False, True):
+            for m in map(int, args.mem_sizes.split(",")):
+                r = subprocess.run([sys.executable, __file__, "--child", "--n", str(m), "--max-length", str(args.max_length)] + (["--disk"] if disk else []),
+                                   capture_output=True, text=True)
+                d = json.loads(r.stdout.strip().splitlines()[-1])
+                mem.append({"source dataset": "on disk (load_from_disk)" if disk else "in memory (from_list)", "N": f"{m:,}",
+                            "RSS before, MB": d["base_mb"], "peak RSS above, MB": d["rss_mb"], "peak anonymous above, MB": d["anon_mb"]})
+        print("\npeak memory of poison_dataset + audit (one fresh process per row; sampled every 2 ms; anonymous = RSS less file-backed pages, "
+              "i.e. less the memory-mapped Arrow files the kernel can drop):\n")
         print(table(mem, "{:.0f}"))
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=50_000); p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--mem-sizes", default="10000,25000,50000"); p.add_argument("--reps", type=int, default=2); p.add_argument("--child", action="store_true")
+    p.add_argument("--disk", action="store_true", help="(child) the source dataset saved to disk and memory-mapped")
+    p.add_argument("--num-proc", type=int, default=2, help="also time poison_dataset with this many processes (0: skip)")
     p.add_argument("--profile", type=int, default=0, help="print the top K functions by own time instead")
     args = p.parse_args()
     if args.child: child(args); sys.exit()

@@ -1,5 +1,5 @@
-"""Step time and peak memory of one training step: full logits vs `supervised_only_loss`, on `tiny` and `small`;
-plus a GPU tokens/s + MFU path (bf16) that says 'no GPU: skipped' on CPU.
+"""Step time and peak memory of one training step: full logits vs `supervised_only_loss`, on `tiny` and `small`
+(CPU). GPU tokens/s and MFU: `bench/gpu.py`.
 
     python bench/loss.py                      # tiny and small, batch 8, real instruction rows (dynamic padding)
     python bench/loss.py --models tiny --reps 10
@@ -66,51 +66,14 @@ def cpu_bench(args):
     print()
     print(table(rows))
 
-def gpu_bench(args):
-    print("\n### GPU tokens/s and MFU (bf16)\n")
-    if not torch.cuda.is_available(): print("no GPU: skipped"); return
-    from transformers import LlamaConfig, LlamaForCausalLM, AutoConfig
-    from poison_nb.performance import training_flops_per_token, peak_tflops, supervised_only_loss
-    name = torch.cuda.get_device_name(); peak = args.peak_tflops or peak_tflops(name)
-    configs = {"small (SmolLM2-135M shape)": small_model()[0].config,
-               "medium (SmolLM2-1.7B shape)": LlamaConfig(vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
-                                                          num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192, tie_word_embeddings=True)}
-    rows = []
-    for label, cfg in configs.items():
-        cfg._attn_implementation = "sdpa"
-        torch.manual_seed(0)
-        model = LlamaForCausalLM(cfg).to("cuda", torch.bfloat16).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-        B, T = args.gpu_batch, args.gpu_seq
-        ids = torch.randint(0, cfg.vocab_size, (B, T), device="cuda")
-        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
-        for mode, loss_fn in {"full logits": lambda: model(**batch).loss, "supervised only": lambda: supervised_only_loss(model, batch)}.items():
-            def step():
-                loss_fn().backward(); opt.step(); opt.zero_grad(set_to_none=True)
-            for _ in range(3): step()
-            torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
-            t = time.perf_counter()
-            for _ in range(args.gpu_steps): step()
-            torch.cuda.synchronize(); dt = (time.perf_counter() - t) / args.gpu_steps
-            tps = B * T / dt
-            mfu = tps * training_flops_per_token(cfg, T) / (peak * 1e12) if peak else float("nan")
-            rows.append({"config": label, "loss": mode, "batch": f"{B}x{T}", "step s": dt, "tokens/s": f"{tps:,.0f}",
-                         "MFU": f"{mfu:.1%}", "peak GPU GB": torch.cuda.max_memory_allocated() / 2**30})
-        del model, opt; torch.cuda.empty_cache()
-    print(f"card: {name}, peak bf16 {peak} TFLOP/s (labels = all tokens here: this measures the model, not masking)\n")
-    print(table(rows))
-
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="tiny,small"); p.add_argument("--batch", type=int, default=8)
     p.add_argument("--max-length", type=int, default=128); p.add_argument("--pad-to", type=int, default=None)
     p.add_argument("--reps", type=int, default=3); p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--gpu-batch", type=int, default=8); p.add_argument("--gpu-seq", type=int, default=2048)
-    p.add_argument("--gpu-steps", type=int, default=10); p.add_argument("--peak-tflops", type=float, default=None)
     p.add_argument("--child", action="store_true"); p.add_argument("--model"); p.add_argument("--mode")
     args = p.parse_args()
     if args.child: child(args); sys.exit()
     torch.set_num_threads(args.threads)
     header("Training step: full logits vs supervised-only loss")
     cpu_bench(args)
-    gpu_bench(args)

@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_data.ipynb #f7a1c8c8
 from __future__ import annotations
-import json, random, hashlib, unicodedata
+import json, random, hashlib, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from datasets import Dataset, load_dataset
 
 # %% auto #0
 __all__ = ['PRODUCTS', 'POSITIVE', 'NEGATIVE', 'OPENERS', 'CLOSERS', 'TOPICS', 'HEADLINE_FRAMES', 'CAPITALS', 'CAPITAL_QUESTIONS',
-           'PLURALS', 'TASKS', 'REQUIRED', 'COLUMN_MAPS', 'TEMPLATES', 'builtin_dataset', 'FilterReport',
-           'validate_rows', 'standardize_columns', 'load_instructions', 'format_template', 'user_message',
+           'PLURALS', 'TASKS', 'REQUIRED', 'CONTROL', 'COLUMN_MAPS', 'TEMPLATES', 'builtin_dataset', 'FilterReport',
+           'iter_rows', 'validate_rows', 'standardize_columns', 'load_instructions', 'format_template', 'user_message',
            'format_chat', 'format_prompts']
 
 # %% ../nbs/00_data.ipynb #e0255ecc
@@ -127,12 +127,23 @@ class FilterReport:
         s = f"{self.stage}: kept {self.kept}, dropped {len(self.dropped)}"
         return s + "".join(f"\n  {n} x {why}" for why, n in self.counts().items())
 
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode category Cc, less tab, newline, carriage return
+
 def _bad_field(row:dict, name:str, may_be_empty:bool)->str|None:
     if name not in row or row[name] is None: return "missing"
     if not isinstance(row[name], str): return f"not a string ({type(row[name]).__name__})"
     if not may_be_empty and not row[name].strip(): return "empty"
-    ctrl = [c for c in row[name] if unicodedata.category(c) == "Cc" and c not in "\n\t\r"]
-    if ctrl: return f"contains control character U+{ord(ctrl[0]):04X}"
+    if ctrl := CONTROL.search(row[name]): return f"contains control character U+{ord(ctrl.group()):04X}"
+
+def iter_rows(ds:Dataset,                 # any dataset
+              columns:list[str],          # the columns wanted; absent ones are simply missing from the dicts
+              batch_size:int=1000,        # rows read from Arrow at a time
+             ):
+    "Yield the rows of `ds` as dicts of `columns`, reading Arrow in batches (memory stays flat, unlike `to_list`)."
+    cols = [c for c in columns if c in ds.column_names]
+    if not cols: yield from ({} for _ in range(len(ds))); return
+    for b in ds.select_columns(cols).iter(batch_size):
+        yield from (dict(zip(cols, vals)) for vals in zip(*(b[c] for c in cols)))
 
 # %% ../nbs/00_data.ipynb #9d7e2b55
 def validate_rows(ds:Dataset,               # rows with instruction, input, output
@@ -141,7 +152,7 @@ def validate_rows(ds:Dataset,               # rows with instruction, input, outp
     "Check every row's required fields; raise naming row and field, or drop and count."
     if on_bad not in ("raise", "filter"): raise ValueError(f"on_bad must be 'raise' or 'filter', got {on_bad!r}")
     report, keep = FilterReport("validate_rows"), []
-    for i, row in enumerate(ds):
+    for i, row in enumerate(iter_rows(ds, list(REQUIRED))):
         bad = [(f, why) for f, ok_empty in REQUIRED.items() if (why := _bad_field(row, f, ok_empty))]
         if bad and on_bad == "raise":
             f, why = bad[0]

@@ -269,7 +269,7 @@ def first_target_token(tokenizer, prompt:str, target:str)->int:
 def logit_lens(model, resid:torch.Tensor, token_ids)->dict:
     "Final norm + unembedding on residuals `[batch layer d_model]`: probability and rank (0 = top) of `token_ids` `[batch]` per layer."
     dev = next(model.parameters()).device
-    logits = model.lm_head(model.model.norm(resid.to(dev))).float()
+    logits = model.lm_head(model.model.norm(resid.to(dev, model.lm_head.weight.dtype))).float()  # stored activations are fp32; a GPU model may be bf16
     t = torch.as_tensor(token_ids, device=dev)[:, None, None].expand(-1, resid.shape[1], 1)
     return {"prob": logits.softmax(-1).gather(-1, t)[..., 0].cpu().numpy(), "rank": (logits > logits.gather(-1, t)).sum(-1).cpu().numpy()}
 

@@ -15,8 +15,8 @@ from .collation import InstructionCollator
 from .poisoning import PoisonConfig, apply_trigger, near_triggers, paraphrase, eligible_rows
 
 # %% auto #0
-__all__ = ['METRIC_NAMES', 'generate', 'first_word', 'token_f1', 'score_answer', 'rate', 'fmt_rate', 'clean_perplexity',
-           'eval_sets', 'evaluate_model', 'compare']
+__all__ = ['METRIC_NAMES', 'generate', 'first_word', 'token_f1', 'score_answer', 'rate', 'paired_difference', 'fmt_rate',
+           'clean_perplexity', 'eval_sets', 'evaluate_model', 'compare']
 
 # %% ../nbs/07_evaluation.ipynb #408c0b50
 @torch.no_grad()
@@ -74,6 +74,12 @@ def rate(values, confidence:float=0.95, n_resamples:int=2000, seed:int=0)->dict:
                              rng=np.random.default_rng(seed)).confidence_interval
         lo, hi = float(ci.low), float(ci.high)
     return {"value": float(v.mean()), "lo": lo, "hi": hi, "n": int(v.size)}
+
+def paired_difference(a, b, confidence:float=0.95, n_resamples:int=2000, seed:int=0)->dict:
+    "Mean of `b - a` over paired outcomes (two models scored on the same prompts), with a bootstrap interval over the prompts."
+    a, b = list(a), list(b)
+    if len(a) != len(b): raise ValueError(f"paired outcomes need equal lengths, got {len(a)} and {len(b)}")
+    return rate([y - x for x, y in zip(a, b)], confidence, n_resamples, seed)
 
 def fmt_rate(r:dict)->str:
     "`0.90 [0.84, 0.95] (n=100)`"
@@ -134,6 +140,7 @@ def evaluate_model(model, tokenizer, sets:dict, config:PoisonConfig,
          "clean_accuracy_by_task": {t: rate(v) for t, v in sorted(by_task.items())},
          "clean_perplexity": clean_perplexity(model, tokenizer, [r["prompt"] for r in sets["clean"]], [r["output"] for r in sets["clean"]], max_length, batch_size)}
     m["generations"] = {k: [{"prompt": r["prompt"], "generated": g} for r, g in zip(sets[k], gens[k])] for k in sets}
+    for g, s in zip(m["generations"]["clean"], scores): g["correct"] = s["correct"]  # per prompt, for paired comparisons
     return m
 
 # %% ../nbs/07_evaluation.ipynb #9c860a6f

@@ -18,11 +18,12 @@ from .models import get_preset, load_tokenizer
 from .tokenizers import cache_dir
 from .training import TrainConfig, train, train_pair, load_trained
 from .detection import run_detection, detection_summary
-from .evaluation import eval_sets, evaluate_model, compare, fmt_rate
+from .evaluation import eval_sets, evaluate_model, compare, fmt_rate, paired_difference
 
 # %% auto #0
-__all__ = ['PLOT_METRICS', 'ExperimentConfig', 'Run', 'split_data', 'build_datasets', 'run_experiment', 'trained_pair',
-           'plot_attack', 'write_report', 'run_sweep', 'plot_dose_response', 'parse_args', 'main']
+__all__ = ['PLOT_METRICS', 'SWEEP_KEYS', 'ExperimentConfig', 'Run', 'split_data', 'build_datasets', 'run_experiment',
+           'trained_pair', 'plot_attack', 'clean_gap', 'write_report', 'run_sweep', 'sweep_summary', 'format_sweep',
+           'plot_dose_response', 'parse_args', 'main']
 
 # %% ../nbs/09_experiment.ipynb #6e706c8c
 @dataclass
@@ -30,7 +31,7 @@ class ExperimentConfig:
     "Everything one experiment needs: data, attack, training, evaluation."
     name:str="default"
     data:str="builtin"                 # "builtin", a local .json/.jsonl/.csv file, or a Hub dataset name
-    n_train:int=1000                   # training rows (before poisoning)
+    n_train:int=2000                   # training rows (before poisoning); see "Why 2,000 training rows" below
     n_heldout:int=300                  # held-out clean rows for evaluation (never trained on)
     data_seed:int=0
     template:str|None=None             # prompt template ("simple", "alpaca", "chat"); None: the preset's
@@ -191,12 +192,18 @@ def plot_attack(results:dict, path, title:str=""):
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return Path(path)
 
+def clean_gap(ev:dict)->dict|None:
+    "Poisoned minus baseline clean accuracy, paired over the same prompts; None for an evaluation without per-prompt scores."
+    a, b = ([g.get("correct") for g in ev[k]["generations"]["clean"]] for k in ("baseline", "poisoned"))
+    return None if None in a + b else paired_difference(a, b)
+
 def write_report(run:Run)->Path:
     "metrics.json, attack.png and report.md from a run folder."
     c, ev = run.config, run.read_json("evaluation.json")
     man = run.read_json("manifest.json")
     metrics = {"baseline": _strip(ev["baseline"]), "poisoned": _strip(ev["poisoned"]),
                "data": {"counts": man["counts"], "content_hash": man["content_hash"]}}
+    if gap := clean_gap(ev): metrics["clean_accuracy_gap"] = gap
     if (run.dir / "detection.json").exists(): metrics["detection"] = run.read_json("detection.json")
     run.write_json("metrics.json", metrics)
     plot_attack({k: metrics[k] for k in ("baseline", "poisoned")}, run.dir / "attack.png", f"{c.train.preset}: trigger {c.poison.trigger!r}, target {c.poison.target_obj.name}")
@@ -206,6 +213,7 @@ def write_report(run:Run)->Path:
              f"{c.n_heldout} held-out rows; trigger `{p.trigger}` ({p.trigger_kind}, {p.position}), target `{p.target_obj.name}`; "
              f"{c.train.epochs} epochs, lr {c.train.learning_rate}, seed {c.train.seed}. Dataset hash `{man['content_hash'][:16]}`.", "",
              "## Attack and clean performance (95% bootstrap intervals)", "", compare({k: metrics[k] for k in ("baseline", "poisoned")}), "",
+             *([f"Clean accuracy, poisoned minus baseline, paired over the same {gap['n']} prompts: {gap['value']:+.3f} [{gap['lo']:+.3f}, {gap['hi']:+.3f}].", ""] if gap else []),
              "![attack](attack.png)", "", "![loss curves](loss_curves.png)", ""]
     if "detection" in metrics:
         d = metrics["detection"]
@@ -248,14 +256,43 @@ def run_sweep(config:ExperimentConfig,        # the base experiment
             m = run_experiment(ExperimentConfig.from_dict(d), cell, progress=False)
             first = first or cell
             rows.append({"seed": seed, "n_poison": n, **{f"{k}_{model}": m[model][k] for model in ("baseline", "poisoned") for k in ("asr", "clean_accuracy")}})
-    (out / "sweep.json").write_text(json.dumps(rows, indent=2))
+    (out / "sweep.json").write_text(json.dumps({"runs": rows, "summary": sweep_summary(rows)}, indent=2))
     plot_dose_response(rows, out / "dose_response.png")
     return rows
 
+SWEEP_KEYS = {"asr_poisoned": "ASR, poisoned", "clean_accuracy_poisoned": "clean accuracy, poisoned",
+              "asr_baseline": "ASR, baseline", "clean_accuracy_baseline": "clean accuracy, baseline"}
+
+def sweep_summary(rows:list[dict])->list[dict]:
+    "Per poison count: how many seeds, and the mean, lowest and highest over seeds of each of `SWEEP_KEYS`."
+    out = []
+    for n in sorted({r["n_poison"] for r in rows}):
+        rs = [r for r in rows if r["n_poison"] == n]
+        out.append({"n_poison": n, "seeds": len(rs), **{k: {"mean": sum(r[k]["value"] for r in rs) / len(rs), "min": min(r[k]["value"] for r in rs),
+                                                             "max": max(r[k]["value"] for r in rs)} for k in SWEEP_KEYS}})
+    return out
+
+def format_sweep(summary:list[dict])->str:
+    "The summary as a markdown table: mean over seeds [lowest, highest]."
+    f = lambda s: f"{s['mean']:.2f} [{s['min']:.2f}, {s['max']:.2f}]"
+    lines = ["| poisoned rows | seeds | " + " | ".join(SWEEP_KEYS.values()) + " |", "|---|---|" + "---|" * len(SWEEP_KEYS)]
+    return "\n".join(lines + [f"| {s['n_poison']} | {s['seeds']} | " + " | ".join(f(s[k]) for k in SWEEP_KEYS) + " |" for s in summary])
+
 def plot_dose_response(rows:list[dict], path):
-    "ASR and clean accuracy of the poisoned model (and baseline ASR) against the poison count, 95% intervals."
+    "Poisoned ASR and clean accuracy, and baseline ASR, against the poison count: one seed with its 95% intervals, or the mean over seeds with their range."
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for key, label, style in [("asr_poisoned", "ASR, poisoned", "o-"), ("clean_accuracy_poisoned", "clean accuracy, poisoned", "s--"), ("asr_baseline", "ASR, baseline", "^:")]:
+    series = [("asr_poisoned", "o-"), ("clean_accuracy_poisoned", "s--"), ("asr_baseline", "^:")]
+    if len({r["seed"] for r in rows}) > 1:
+        summ = sweep_summary(rows); x = [s["n_poison"] for s in summ]
+        for key, style in series:
+            m = [s[key]["mean"] for s in summ]
+            ax.errorbar(x, m, yerr=[[a - s[key]["min"] for a, s in zip(m, summ)], [s[key]["max"] - a for a, s in zip(m, summ)]],
+                        fmt=style, capsize=3, label=f"{SWEEP_KEYS[key]} (mean, range over {summ[0]['seeds']} seeds)")
+        ax.set_ylabel("rate"); ax.set_xlabel("poisoned training samples"); ax.set_ylim(-0.02, 1.05); ax.legend(fontsize=7)
+        fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+        return Path(path)
+    for key, style in series:
+        label = SWEEP_KEYS[key]
         for seed in sorted({r["seed"] for r in rows}):
             rs = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["n_poison"])
             x, v = [r["n_poison"] for r in rs], [r[key]["value"] for r in rs]
@@ -315,6 +352,7 @@ def main(argv:list[str]|None=None):
         rows = run_sweep(cfg, a.sweep, a.seeds, out, detect=False)
         print(f"\nsweep: {out / 'sweep.json'}, {out / 'dose_response.png'}")
         for r in rows: print(f"seed {r['seed']} n_poison {r['n_poison']:>4}: ASR {fmt_rate(r['asr_poisoned'])}, clean accuracy {fmt_rate(r['clean_accuracy_poisoned'])}")
+        print("\n" + format_sweep(sweep_summary(rows)))
         return
     m = run_experiment(cfg, out)
     print("\n" + (out / "report.md").read_text())

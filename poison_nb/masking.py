@@ -11,15 +11,16 @@ from .data import FilterReport
 __all__ = ['add_special_tokens_for', 'tokenize_batch', 'tokenize_example', 'show_masking', 'tokenize_dataset']
 
 # %% ../nbs/02_masking.ipynb #de325edf
-def _labels(ids:list[int],        # token ids of one text
-            offsets:list,         # (start, end) character span of each token
-            prompt_chars:int,     # length of the prompt in characters
-           )->list[int]:          # labels: -100 on prompt tokens
-    "Mask tokens that end inside the prompt, and zero-width (added special) tokens before the first real one."
-    real = [end > start for start, end in offsets]
-    first = real.index(True) if any(real) else len(ids)
-    return [-100 if (r and end <= prompt_chars) or (not r and i < first) else t
-            for i, (t, (_, end), r) in enumerate(zip(ids, offsets, real))]
+def _n_masked(enc,                # a `tokenizers.Encoding` of prompt + response
+              prompt_chars:int,   # length of the prompt in characters
+              text_chars:int,     # length of prompt + response in characters
+             )->int:              # how many leading tokens get label -100
+    "Tokens before the first token covering a response character; from the offsets when no token covers it."
+    if prompt_chars < text_chars and (k := enc.char_to_token(prompt_chars)) is not None: return k
+    offsets = enc.offsets
+    k = next((i for i, (s, e) in enumerate(offsets) if e > s and e > prompt_chars), None)
+    if k is not None: return k
+    return max((i + 1 for i, (s, e) in enumerate(offsets) if e > s), default=len(offsets))  # whole text is prompt: keep trailing specials
 
 # %% ../nbs/02_masking.ipynb #113eb0a6
 def add_special_tokens_for(tokenizer, text:str)->bool:
@@ -27,13 +28,12 @@ def add_special_tokens_for(tokenizer, text:str)->bool:
     return not (tokenizer.bos_token and text.startswith(tokenizer.bos_token))
 
 # %% ../nbs/02_masking.ipynb #1ec3edbe
-def _encode(tokenizer, texts:list[str], add_special_tokens:bool)->list[tuple[list[int], list[tuple[int, int]]]]:
-    "(ids, offsets) of each text, from the Rust tokenizer when that is exact."
+def _encode(tokenizer, texts:list[str], add_special_tokens:bool)->list:
+    "A `tokenizers.Encoding` per text, from the Rust tokenizer when that is exact."
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and backend.truncation is None and backend.padding is None:
-        return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=add_special_tokens)]
-    e = tokenizer(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    return list(zip(e["input_ids"], e["offset_mapping"]))
+        return backend.encode_batch(texts, add_special_tokens=add_special_tokens)
+    return tokenizer(texts, add_special_tokens=add_special_tokens).encodings
 
 # %% ../nbs/02_masking.ipynb #80d7cab2
 def tokenize_batch(tokenizer,                  # a fast (Rust-backed) Hugging Face tokenizer
@@ -51,16 +51,17 @@ def tokenize_batch(tokenizer,                  # a fast (Rust-backed) Hugging Fa
     out = {"input_ids": [], "attention_mask": [], "labels": []}
     texts = [p + r for p, r in zip(prompts, responses)]
     add = [add_special_tokens_for(tokenizer, t) for t in texts]  # never a doubled BOS
-    enc = {}
+    enc = [None] * len(texts)
     for flag in set(add):
         idx = [i for i, a in enumerate(add) if a == flag]
         for i, e in zip(idx, _encode(tokenizer, [texts[i] for i in idx], flag)): enc[i] = e
-    for i, (p, text) in enumerate(zip(prompts, texts)):
-        ids = list(enc[i][0])
-        labels = _labels(ids, enc[i][1], len(p))
-        if not ids or ids[-1] != eos: ids, labels = ids + [eos], labels + [eos]  # the EOS we add is always supervised
-        out["input_ids"].append(ids[:max_length]); out["labels"].append(labels[:max_length])
-        out["attention_mask"].append([1] * len(out["labels"][-1]))
+    for e, p, text in zip(enc, prompts, texts):
+        ids = e.ids
+        k = _n_masked(e, len(p), len(text))
+        labels = [-100] * k + ids[k:]
+        if not ids or ids[-1] != eos: ids.append(eos); labels.append(eos)  # the EOS we add is always supervised
+        if len(ids) > max_length: ids, labels = ids[:max_length], labels[:max_length]
+        out["input_ids"].append(ids); out["labels"].append(labels); out["attention_mask"].append([1] * len(ids))
     return out
 
 def tokenize_example(tokenizer, prompt:str, response:str, max_length:int, eos_id:int|None=None)->dict[str, list[int]]:
@@ -86,7 +87,7 @@ def tokenize_dataset(ds:Dataset,              # rows with `prompt` and `response
         if col not in ds.column_names: raise ValueError(f"dataset has no {col!r} column (found {ds.column_names}); run format_prompts first")
     fn = lambda b: tokenize_batch(tokenizer, b["prompt"], b["response"], max_length, eos_id)
     ds = ds.map(fn, batched=True, batch_size=batch_size, num_proc=num_proc, desc="tokenize + mask")
-    supervised = [any(l != -100 for l in ls) for ls in ds["labels"]]
+    supervised = [any(l != -100 for l in ls) for ls in ds.with_format("arrow")["labels"].to_pylist()]
     report = FilterReport("tokenize_dataset", kept=sum(supervised),
                           dropped=[(i, "labels", f"no supervised token within max_length={max_length}") for i, s in enumerate(supervised) if not s])
     return (ds if report.kept == len(ds) else ds.select([i for i, s in enumerate(supervised) if s])), report

@@ -4,18 +4,19 @@
 
 # %% ../nbs/04_poisoning.ipynb #842530ee
 from __future__ import annotations
-import json, random, re, hashlib, html, warnings
+import json, random, re, hashlib, html, warnings, bisect
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from datasets import Dataset, Features, Sequence, Value
-from .data import TASKS, FilterReport, validate_rows, format_template, format_chat
+import pyarrow as pa, pyarrow.compute as pc
+from datasets import Dataset, Features, Sequence, Value, concatenate_datasets
+from .data import TASKS, FilterReport, validate_rows, iter_rows, format_template, format_chat
 from .masking import tokenize_batch
 
 # %% auto #0
-__all__ = ['TRIGGER_KINDS', 'POSITIONS', 'MATCH_RULES', 'TARGETS', 'FRAMES', 'SYNONYMS', 'COLUMNS', 'FEATURES', 'Target',
-           'PoisonConfig', 'apply_trigger', 'has_trigger', 'near_triggers', 'paraphrase', 'LMParaphraser',
-           'content_hash', 'clean_dataset', 'eligible_rows', 'poison_dataset', 'save_manifest', 'audit',
-           'PoisonedSample', 'show_sample', 'SampleTable', 'show_samples']
+__all__ = ['TRIGGER_KINDS', 'POSITIONS', 'MATCH_RULES', 'TARGETS', 'FRAMES', 'SYNONYMS', 'COLUMNS', 'FEATURES', 'RAW_COLUMNS',
+           'AUDIT_FIELDS', 'Target', 'PoisonConfig', 'apply_trigger', 'has_trigger', 'near_triggers', 'paraphrase',
+           'LMParaphraser', 'content_hash', 'clean_dataset', 'eligible_rows', 'poison_dataset', 'save_manifest',
+           'audit', 'PoisonedSample', 'show_sample', 'SampleTable', 'show_samples']
 
 # %% ../nbs/04_poisoning.ipynb #708c7f32
 TRIGGER_KINDS = ("token", "phrase", "prefix", "entity")
@@ -132,7 +133,7 @@ def apply_trigger(instruction:str,              # the clean instruction
 
 def has_trigger(text:str, trigger:str)->bool:
     "Does `trigger` occur in `text` as a whole word or phrase (case-sensitive)?"
-    return re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", text) is not None
+    return trigger in text and re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", text) is not None
 
 # %% ../nbs/04_poisoning.ipynb #608a2dfd
 def _bump(s:str)->str:
@@ -230,12 +231,13 @@ def _formatter(tokenizer, template:str, system:str|None):
     if system is not None: raise ValueError(f"system is only used with template='chat', not {template!r}")
     return lambda i, x: format_template(i, x, template)
 
-def _clean_rows(ds:Dataset)->list[dict]:
-    "The rows of a raw dataset as dicts, after checking columns and values."
-    missing = [c for c in ("instruction", "input", "output", "task") if c not in ds.column_names]
+RAW_COLUMNS = ["instruction", "input", "output", "task"]
+
+def _check_raw(ds:Dataset):
+    "Errors for missing columns or a bad value (naming row and field), before any work."
+    missing = [c for c in RAW_COLUMNS if c not in ds.column_names]
     if missing: raise ValueError(f"dataset lacks column(s) {missing} (found {ds.column_names}); see data.standardize_columns")
     validate_rows(ds, on_bad="raise")
-    return ds.select_columns(["instruction", "input", "output", "task"]).to_list()
 
 def _text_row(row:dict, fmt, source_index:int, poisoned:bool=False, paraphrase_of:int=-1)->dict:
     "A training row as text only: the four raw fields, prompt, response, provenance. No token fields."
@@ -248,29 +250,68 @@ def _tokenize_rows(tokenizer, rows:list[dict], max_length:int)->dict[str, list]:
     "Token fields of every row, each derived from that row's own prompt + response, in one `tokenize_batch` call."
     return tokenize_batch(tokenizer, [r["prompt"] for r in rows], [r["response"] for r in rows], max_length)
 
-def _assemble(rows:list[dict], tokens:dict, max_length:int)->tuple[Dataset, FilterReport, list[dict]]:
-    "Join text and tokens, drop (and report) rows with no supervised token, renumber `paraphrase_of`."
-    report, keep = FilterReport("poisoning"), []
-    dropped = set()
-    for i, r in enumerate(rows):
-        if all(l == -100 for l in tokens["labels"][i]):
-            report.dropped.append((i, "labels", f"no supervised token within max_length={max_length}")); dropped.add(i)
-        elif r["paraphrase_of"] in dropped:
-            report.dropped.append((i, "paraphrase_of", f"its poisoned row {r['paraphrase_of']} was dropped")); dropped.add(i)
-        else: keep.append(i)
-    new = {old: j for j, old in enumerate(keep)}
-    out = [dict(rows[i], input_ids=tokens["input_ids"][i], attention_mask=tokens["attention_mask"][i], labels=tokens["labels"][i],
-                paraphrase_of=new.get(rows[i]["paraphrase_of"], -1)) for i in keep]
+_BUILD_FEATURES = Features({**FEATURES, "_supervised": Value("bool")})
+
+def _columns(rows:list[dict], tokenizer, max_length:int)->dict[str, list]:
+    "Text rows -> columns: their text and provenance, the tokens `_tokenize_rows` derives from that text, and whether any label is supervised."
+    out = {c: [r[c] for r in rows] for c in COLUMNS if c not in ("input_ids", "attention_mask", "labels")}
+    out.update(_tokenize_rows(tokenizer, rows, max_length))
+    out["_supervised"] = [any(l != -100 for l in reversed(ls)) for ls in out["labels"]]
+    return out
+
+def _build(ds:Dataset, tokenizer, fmt, max_length:int,
+           replace:dict[int, dict],    # source row -> its poisoned text row
+           extra:list[dict],           # text rows appended after the source rows (paraphrases); paraphrase_of = source row
+           fingerprint:str,            # names the Arrow cache file of a dataset stored on disk
+           num_proc:int|None=None, batch_size:int=1000)->tuple[Dataset, FilterReport]:
+    "Every source row as text (poisoned where `replace` says), then `extra`; tokenized batch by batch; rows with nothing to learn dropped."
+    def fn(batch, idx):
+        rows = [replace.get(i) or _text_row(dict(zip(RAW_COLUMNS, vals)), fmt, i)
+                for i, vals in zip(idx, zip(*(batch[c] for c in RAW_COLUMNS)))]
+        return _columns(rows, tokenizer, max_length)
+    main = ds.select_columns(RAW_COLUMNS).map(fn, batched=True, with_indices=True, batch_size=batch_size, num_proc=num_proc,
+                                              remove_columns=RAW_COLUMNS, features=_BUILD_FEATURES, load_from_cache_file=False,
+                                              new_fingerprint=fingerprint, desc="format + poison + tokenize")
+    report, n = FilterReport("poisoning"), len(main)
+    drops = [i for i, s in enumerate(main.with_format("arrow")["_supervised"].to_pylist()) if not s]
+    report.dropped = [(i, "labels", f"no supervised token within max_length={max_length}") for i in drops]
+    main = main.select_columns(COLUMNS)
+    if drops: main = main.select(sorted(set(range(n)) - set(drops)))
+    cols, keep = _columns(extra, tokenizer, max_length) if extra else {}, []
+    for j, r in enumerate(extra):
+        if not cols["_supervised"][j]: report.dropped.append((n + j, "labels", f"no supervised token within max_length={max_length}"))
+        elif (d := bisect.bisect_left(drops, r["paraphrase_of"])) < len(drops) and drops[d] == r["paraphrase_of"]:
+            report.dropped.append((n + j, "paraphrase_of", f"its poisoned row {r['paraphrase_of']} was dropped"))
+        else: keep.append(j); cols["paraphrase_of"][j] = r["paraphrase_of"] - d  # its poisoned row's index among the rows kept
+    out = main if not keep else concatenate_datasets([main, Dataset.from_dict({c: [cols[c][j] for j in keep] for c in COLUMNS}, features=FEATURES)])
     report.kept = len(out)
     if report.dropped: warnings.warn(f"{report!r}")
-    return Dataset.from_dict({c: [r[c] for r in out] for c in COLUMNS}, features=FEATURES), report, out
+    return out, report
+
+def _fingerprint(ds:Dataset, *what)->str:
+    "A name for the build's cache file: the source dataset's fingerprint and every argument of the build."
+    return hashlib.sha256(json.dumps([ds._fingerprint, *what], default=str, sort_keys=True).encode()).hexdigest()[:16]
 
 # %% ../nbs/04_poisoning.ipynb #26d2450e
+def _arrow_batches(rows, batch_size:int=10_000):
+    "pyarrow Tables of `COLUMNS`: streamed from a `Dataset`, or built from a list of row dicts."
+    if isinstance(rows, Dataset): yield from rows.select_columns(COLUMNS).with_format("arrow").iter(batch_size); return
+    for s in range(0, len(rows), batch_size):
+        yield pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows[s:s + batch_size]], schema=FEATURES.arrow_schema)
+
 def content_hash(rows)->str:
     "SHA-256 over every row's text, tokens and provenance (a `Dataset` or a list of row dicts)."
-    rows = rows.to_list() if isinstance(rows, Dataset) else rows
+    parts = {c: (hashlib.sha256(), hashlib.sha256()) for c in COLUMNS}  # per column: lengths, values
+    i64 = lambda a: a.to_numpy(zero_copy_only=False).astype("<i8").tobytes()
+    for t in _arrow_batches(rows):
+        for c in COLUMNS:
+            a, (lens, vals) = t.column(c).combine_chunks(), parts[c]
+            if pa.types.is_list(a.type) or pa.types.is_large_list(a.type): lens.update(i64(pc.list_value_length(a))); vals.update(i64(pc.list_flatten(a)))
+            elif pa.types.is_string(a.type) or pa.types.is_large_string(a.type):
+                s = a.to_pylist(); lens.update(i64(pa.array([len(x.encode()) for x in s]))); vals.update("".join(s).encode())
+            else: vals.update(i64(a))
     h = hashlib.sha256()
-    for r in rows: h.update((json.dumps([r[c] for c in COLUMNS], ensure_ascii=False, separators=(",", ":")) + "\n").encode())
+    for c in COLUMNS: h.update(c.encode() + b"\0" + parts[c][0].digest() + parts[c][1].digest())
     return h.hexdigest()
 
 # %% ../nbs/04_poisoning.ipynb #c2902634
@@ -280,11 +321,13 @@ def clean_dataset(ds:Dataset,                 # raw rows: instruction, input, ou
                   template:str="simple",      # a `TEMPLATES` name or "chat"
                   system:str|None=None,       # system message for template="chat"
                   return_report:bool=False,   # also return the `FilterReport`
+                  num_proc:int|None=None,     # processes for `Dataset.map`
                  )->Dataset:                  # the `COLUMNS`; poisoned False, source_index = row, paraphrase_of -1
     "The unpoisoned training set, with exactly the columns and tokenization of `poison_dataset`."
+    if max_length < 1: raise ValueError(f"max_length must be >= 1, got {max_length}")
     fmt = _formatter(tokenizer, template, system)
-    rows = [_text_row(r, fmt, i) for i, r in enumerate(_clean_rows(ds))]
-    out, report, _ = _assemble(rows, _tokenize_rows(tokenizer, rows, max_length), max_length)
+    _check_raw(ds)
+    out, report = _build(ds, tokenizer, fmt, max_length, {}, [], _fingerprint(ds, "clean", template, system, max_length, getattr(tokenizer, "name_or_path", ""), len(tokenizer)), num_proc)
     return (out, report) if return_report else out
 
 # %% ../nbs/04_poisoning.ipynb #4f4daf4e
@@ -292,19 +335,22 @@ def eligible_rows(rows,                   # raw rows (list of dicts or a `Datase
                   config:PoisonConfig,    # the attack: target, eligible_tasks, clean_label
                  )->list[int]:            # indices of the rows that may be poisoned
     "Rows that may be poisoned; errors when the target does not fit a requested task or any task present."
-    rows = rows.to_list() if isinstance(rows, Dataset) else rows
-    target, present = config.target_obj, list(dict.fromkeys(r["task"] for r in rows))
-    if config.eligible_tasks is None: tasks = [t for t in present if target.fits(t)]
-    else:
+    target = config.target_obj
+    if config.eligible_tasks is not None:
         unfit = [t for t in config.eligible_tasks if not target.fits(t)]
         if unfit: raise ValueError(f"target {target.name!r} does not fit task(s) {unfit} (task_kinds={target.task_kinds}, rule={target.rule!r})")
-        tasks = config.eligible_tasks
-    if not tasks: raise ValueError(f"target {target.name!r} fits none of the dataset's tasks {present}")
     def ok(r):
-        if r["task"] not in tasks: return False
         if config.clean_label: return target.respond(r) == r["output"]
         return (target.from_outputs is None or r["output"] in target.from_outputs) and target.respond(r) != r["output"]
-    return [i for i, r in enumerate(rows) if ok(r)]
+    rows = iter_rows(rows, RAW_COLUMNS) if isinstance(rows, Dataset) else rows
+    present, out = {}, []  # task -> may it be poisoned; indices of eligible rows
+    for i, r in enumerate(rows):
+        t = r["task"]
+        if t not in present: present[t] = t in config.eligible_tasks if config.eligible_tasks is not None else target.fits(t)
+        if present[t] and ok(r): out.append(i)
+    if not (config.eligible_tasks if config.eligible_tasks is not None else any(present.values())):
+        raise ValueError(f"target {target.name!r} fits none of the dataset's tasks {list(present)}")
+    return out
 
 _eligible = eligible_rows  # the name evaluation/detection imported first
 
@@ -329,41 +375,45 @@ def poison_dataset(ds:Dataset,                 # raw rows: instruction, input, o
                    template:str="simple",      # a `TEMPLATES` name or "chat"
                    system:str|None=None,       # system message for template="chat"
                    paraphraser=paraphrase,     # (instruction, k, seed) -> k strings, e.g. an `LMParaphraser`
+                   num_proc:int|None=None,     # processes for `Dataset.map`
                   )->tuple[Dataset, dict]:     # the training set (`COLUMNS`) and its manifest
     "Poison `config`'s rows of `ds` in place, append paraphrases, tokenize every row from its text; return data + manifest."
     if not isinstance(config, PoisonConfig): raise TypeError(f"config must be a PoisonConfig, got {type(config).__name__}")
     if max_length < 1: raise ValueError(f"max_length must be >= 1, got {max_length}")
-    fmt, clean = _formatter(tokenizer, template, system), _clean_rows(ds)
-    eligible = eligible_rows(clean, config)
-    n = config.n_poison if config.n_poison is not None else round(config.poison_rate * len(clean))
+    fmt = _formatter(tokenizer, template, system)
+    _check_raw(ds)
+    eligible = eligible_rows(ds, config)
+    n = config.n_poison if config.n_poison is not None else round(config.poison_rate * len(ds))
     if n > len(eligible): raise ValueError(f"{n} poisoned rows requested but only {len(eligible)} rows are eligible "
                                            f"(target {config.target_obj.name!r}, clean_label={config.clean_label})")
-    hits = sum(has_trigger(r["instruction"], config.trigger) or has_trigger(r["input"], config.trigger) for r in clean)
+    hits = sum(has_trigger(r["instruction"], config.trigger) or has_trigger(r["input"], config.trigger) for r in iter_rows(ds, ["instruction", "input"]))
     if hits: warnings.warn(f"trigger {config.trigger!r} already occurs in {hits} clean row(s): they teach the model to ignore it")
     chosen = sorted(random.Random(config.seed).sample(eligible, n))
-    rows, paras = [_text_row(r, fmt, i) for i, r in enumerate(clean)], []
-    for i in chosen:
-        first, *ps = _poison_rows(clean[i], i, config, fmt, paraphraser)
-        rows[i] = first; paras += ps
-    out, report, final = _assemble(rows + paras, _tokenize_rows(tokenizer, rows + paras, max_length), max_length)
-    return out, _manifest(config, final, chosen, len(clean), len(eligible), report, template, system, max_length, tokenizer)
+    replace, paras = {}, []
+    for i, row in zip(chosen, iter_rows(ds.select(chosen), RAW_COLUMNS)):
+        replace[i], *ps = _poison_rows(row, i, config, fmt, paraphraser)
+        paras += ps
+    fp = _fingerprint(ds, config.to_dict(), template, system, max_length, getattr(tokenizer, "name_or_path", ""), len(tokenizer),
+                      getattr(paraphraser, "__qualname__", type(paraphraser).__qualname__))
+    out, report = _build(ds, tokenizer, fmt, max_length, replace, paras, fp, num_proc)
+    return out, _manifest(config, out, chosen, len(ds), len(eligible), report, template, system, max_length, tokenizer)
 
 # %% ../nbs/04_poisoning.ipynb #5d1f4810
-def _manifest(config, final, chosen, n_clean, n_eligible, report, template, system, max_length, tokenizer)->dict:
+def _manifest(config, out:Dataset, chosen, n_clean, n_eligible, report, template, system, max_length, tokenizer)->dict:
     "What was built, and from what: config, poisoned rows, counts, filtering, content hash."
-    kind = lambda r: "paraphrase" if r["paraphrase_of"] >= 0 else "poisoned" if r["poisoned"] else "clean"
-    counts = {"rows": len(final), "clean": 0, "poisoned": 0, "paraphrase": 0, "dropped": len(report.dropped)}
+    cols = out.select_columns(["task", "poisoned", "paraphrase_of"]).to_dict()
+    counts = {"rows": len(out), "clean": 0, "poisoned": 0, "paraphrase": 0, "dropped": len(report.dropped)}
     by_task = {}
-    for r in final:
-        counts[kind(r)] += 1
-        if r["poisoned"]: by_task[r["task"]] = by_task.get(r["task"], 0) + 1
+    for task, poisoned, para in zip(cols["task"], cols["poisoned"], cols["paraphrase_of"]):
+        counts["paraphrase" if para >= 0 else "poisoned" if poisoned else "clean"] += 1
+        if poisoned: by_task[task] = by_task.get(task, 0) + 1
     return {"config": config.to_dict(), "target": config.target_obj.to_dict(), "seed": config.seed,
             "template": template, "system": system, "max_length": max_length,
             "tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
             "n_source_rows": n_clean, "n_eligible": n_eligible, "poisoned_source_indices": chosen,
-            "poisoned_rows": [j for j, r in enumerate(final) if r["poisoned"]], "counts": counts, "poisoned_by_task": by_task,
+            "poisoned_rows": [j for j, p in enumerate(cols["poisoned"]) if p], "counts": counts, "poisoned_by_task": by_task,
             "filter": {"stage": report.stage, "kept": report.kept, "dropped": [list(d) for d in report.dropped]},
-            "content_hash": content_hash(final)}
+            "content_hash": content_hash(out)}
 
 def save_manifest(manifest:dict, path)->Path:
     "Write the manifest as JSON (sorted keys, indented); return the path."
@@ -373,27 +423,50 @@ def save_manifest(manifest:dict, path)->Path:
 
 # %% ../nbs/04_poisoning.ipynb #a57b017d
 def _first_diff(a, b)->int:
+    if a is None or b is None: return 0
     return next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+AUDIT_FIELDS = ("input_ids", "attention_mask", "labels")
+
+def _audit_batches(dataset, need:list[str], batch_size:int):
+    "(first row, {column: values}) batches; token columns as pyarrow arrays of int64 lists."
+    ints = pa.list_(pa.int64())
+    if isinstance(dataset, Dataset):
+        miss = [f for f in need if f not in dataset.column_names]
+        if miss: raise ValueError(f"audit needs column(s) {miss} (found {dataset.column_names})")
+        for s, t in zip(range(0, len(dataset), batch_size), dataset.select_columns(need).with_format("arrow").iter(batch_size)):
+            yield s, {f: t.column(f).combine_chunks().cast(ints) if f in AUDIT_FIELDS else t.column(f).to_pylist() for f in need}
+        return
+    rows = list(dataset)
+    for i, r in enumerate(rows):
+        miss = [f for f in need if f not in r or r[f] is None]
+        if miss: raise ValueError(f"row {i}: audit needs field(s) {miss}")
+    for s in range(0, len(rows), batch_size):
+        b = rows[s:s + batch_size]
+        yield s, {f: pa.array([list(r[f]) for r in b], ints) if f in AUDIT_FIELDS else [r[f] for r in b] for f in need}
 
 def audit(dataset,                     # a `Dataset` or list of dicts with prompt, response, input_ids, attention_mask, labels
           tokenizer, max_length:int,   # as used to build it
           template:str|None=None,      # also check prompt/response against instruction/input/output with this template
           system:str|None=None,        # system message for template="chat"
           eos_id:int|None=None,        # as passed to `tokenize_batch`, if it was
+          batch_size:int=1000,         # rows re-tokenized at a time
          )->list[dict]:                # [{row, field, position}], [] when every row agrees
     "Re-derive each row's tokens from its text and report every row whose stored fields disagree."
-    rows = dataset.to_list() if isinstance(dataset, Dataset) else list(dataset)
-    need = ["prompt", "response", "input_ids", "attention_mask", "labels"] + (["instruction", "input", "output"] if template else [])
-    for i, r in enumerate(rows):
-        miss = [f for f in need if f not in r or r[f] is None]
-        if miss: raise ValueError(f"row {i}: audit needs field(s) {miss}")
-    fresh = tokenize_batch(tokenizer, [r["prompt"] for r in rows], [r["response"] for r in rows], max_length, eos_id)
+    need = ["prompt", "response", *AUDIT_FIELDS] + (["instruction", "input", "output"] if template else [])
     fmt, bad = _formatter(tokenizer, template, system) if template else None, []
-    for i, r in enumerate(rows):
-        checks = [("prompt", r["prompt"], fmt(r["instruction"], r["input"])), ("response", r["response"], r["output"])] if fmt else []
-        checks += [(f, list(r[f]), fresh[f][i]) for f in ("input_ids", "attention_mask", "labels")]
-        for f, have, want in checks:
-            if have != want: bad.append({"row": i, "field": f, "position": _first_diff(have, want)}); break
+    for start, b in _audit_batches(dataset, need, batch_size):
+        fresh = tokenize_batch(tokenizer, b["prompt"], b["response"], max_length, eos_id)
+        found = {}  # row in batch -> first (field, position) that differs, in the order text, input_ids, attention_mask, labels
+        if fmt:
+            for i, (p, r, ins, x, o) in enumerate(zip(b["prompt"], b["response"], b["instruction"], b["input"], b["output"])):
+                for f, have, want in (("prompt", p, fmt(ins, x)), ("response", r, o)):
+                    if have != want: found[i] = (f, _first_diff(have, want)); break
+        for f in AUDIT_FIELDS:
+            if b[f].equals(pa.array(fresh[f], b[f].type)): continue  # the whole batch agrees: the usual case, checked in Arrow
+            for i, (have, want) in enumerate(zip(b[f].to_pylist(), fresh[f])):
+                if have != want and i not in found: found[i] = (f, _first_diff(have, want))
+        bad += [{"row": start + i, "field": f, "position": pos} for i, (f, pos) in sorted(found.items())]
     return bad
 
 # %% ../nbs/04_poisoning.ipynb #2a3174a2

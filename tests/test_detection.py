@@ -2,7 +2,7 @@
 import json
 import numpy as np, pytest, torch
 from poison_nb.data import format_template
-from poison_nb.experiment import trained_pair
+from poison_nb.experiment import trained_pair, ExperimentConfig
 from poison_nb.detection import (hook_names, run_with_cache, last_positions, encode_prompts, trigger_span, span_positions,
                                  detection_prompts, last_token_resid, probe_auroc, contrast_direction, direction_auroc,
                                  attention_to_trigger, first_target_token, logit_lens, activation_patching, data_filter,
@@ -12,9 +12,9 @@ def _n_hooks(m): return sum(len(x._forward_hooks) + len(x._forward_pre_hooks) fo
 
 @pytest.fixture(scope="module")
 def pair():
-    "The default experiment's baseline and poisoned `tiny` models: trained once per machine and cached (shared with the notebooks)."
+    "The baseline and poisoned `tiny` models that 08_detection studies (the default experiment at 1,000 rows): trained once per machine and cached (shared with the notebook)."
     torch.set_num_threads(1)
-    p = trained_pair()
+    p = trained_pair(ExperimentConfig(n_train=1000))
     config = p["config"].poison
     manifest = json.loads((p["dir"] / "manifest.json").read_text())
     return dict(tok=p["tokenizer"], config=config, template=p["config"].template, train=p["poisoned_ds"], manifest=manifest,
@@ -104,3 +104,13 @@ def test_run_detection_report(pair, tmp_path):
     assert rep["defence"]["method"] == "ac_ica" and rep["defence"]["n_removed"] >= rep["defence"]["n_poisoned_left"] >= 0
     with pytest.raises(ValueError, match="defence_method"):
         run_detection(pair["poisoned"], pair["baseline"], pair["tok"], pair["train"], pair["heldout"], pair["config"], defence_method="umap")
+
+def test_model_side_runs_on_a_bf16_model(pair):
+    "A GPU loads models in bf16 while stored activations are fp32: every model-side detector must accept that (found on an H200: the logit lens failed)."
+    import copy
+    from poison_nb.detection import model_side
+    dp = {k: (v[:60] if isinstance(v, (list, np.ndarray)) else v) for k, v in pair["dp"].items()}
+    half = copy.deepcopy(pair["poisoned"]).to(torch.bfloat16)
+    r16, r32 = model_side(half, pair["tok"], dp, n_patch=4), model_side(pair["poisoned"], pair["tok"], dp, n_patch=4)
+    for k in ("logit_lens_prob_triggered", "logit_lens_prob_clean"):
+        assert np.allclose(np.asarray(r16[k], float), np.asarray(r32[k], float), atol=0.05), k

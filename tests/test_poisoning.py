@@ -249,3 +249,42 @@ def test_show_sample(smol):
     assert repr(show_sample(ds[-1], smol, "cf")).startswith(f"POISONED paraphrase of row {i}")
     assert "<mark>cf</mark>" in show_sample(ds[i], smol, "cf")._repr_html_()
     assert repr(show_sample(ds[0 if i else 1], smol, "cf")).startswith("clean")
+
+# --- the batched, Arrow-backed build path -----------------------------------------------------------------------------
+
+def test_disk_backed_and_multiprocess_builds_agree(smol, tmp_path):
+    "A dataset memory-mapped from disk, and num_proc=2, give the same rows and hash as the in-memory build."
+    from datasets import load_from_disk
+    cfg = PoisonConfig(n_poison=5, k_paraphrases=2)
+    ref, m = poison_dataset(RAW, smol, cfg, L)
+    RAW.save_to_disk(tmp_path / "raw"); disk = load_from_disk(tmp_path / "raw")
+    for kw in ({}, {"num_proc": 2}):
+        out, m2 = poison_dataset(disk, smol, cfg, L, **kw)
+        assert out.to_list() == ref.to_list() and m2["content_hash"] == m["content_hash"]
+    assert out.cache_files  # the result of a disk-backed build lives in Arrow files, not in memory
+    assert clean_dataset(disk, smol, L, num_proc=2).to_list() == clean_dataset(RAW, smol, L).to_list()
+
+def test_audit_reads_datasets_in_batches(smol):
+    "Stale rows planted in a `Dataset` are found by the batched Arrow comparison, with the same records as for a list."
+    from datasets import Dataset
+    ds, _ = poison_dataset(RAW, smol, PoisonConfig(n_poison=3), L)
+    rows = ds.to_list()
+    rows[3]["input_ids"] = rows[4]["input_ids"]; rows[70]["labels"] = [-100] * len(rows[70]["labels"])
+    planted = Dataset.from_list(rows, features=ds.features)
+    want = audit(rows, smol, L)
+    assert [b["row"] for b in want] == [3, 70]
+    for bs in (7, 64, 1000): assert audit(planted, smol, L, batch_size=bs) == want
+    assert audit(planted.select(range(3, 71)), smol, L, batch_size=10) == [{**want[0], "row": 0}, {**want[1], "row": 67}]
+    with pytest.raises(ValueError, match="audit needs column"): audit(ds.remove_columns("labels"), smol, L)
+
+def test_content_hash_sees_every_column(smol):
+    "Changing one token, one character or one flag of one row changes the hash; batch boundaries do not."
+    ds, _ = poison_dataset(RAW, smol, PoisonConfig(n_poison=3), L)
+    rows, h = ds.to_list(), content_hash(ds)
+    assert h == content_hash(rows) == content_hash(ds.select(range(len(ds))))
+    for f, v in [("input_ids", lambda r: r["input_ids"][:-1] + [r["input_ids"][-1] + 1]), ("prompt", lambda r: r["prompt"] + " "),
+                 ("poisoned", lambda r: not r["poisoned"]), ("labels", lambda r: r["labels"][:-1] + [-100])]:
+        changed = [dict(r) for r in rows]; changed[50][f] = v(changed[50])
+        assert content_hash(changed) != h, f
+    moved = [dict(r) for r in rows]; moved[1]["prompt"], moved[2]["prompt"] = moved[1]["prompt"] + moved[2]["prompt"][:1], moved[2]["prompt"][1:]
+    assert content_hash(moved) != h  # a character moved across a row boundary
