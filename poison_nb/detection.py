@@ -19,21 +19,15 @@ from sklearn.preprocessing import StandardScaler
 from .data import format_template
 from .masking import add_special_tokens_for
 from .poisoning import PoisonConfig, apply_trigger
-from .evaluation import eval_sets, generate, rate, fmt_rate
+from .evaluation import eval_sets, generate, rate, fmt_rate, target_rate
 
 # %% auto #0
-__all__ = ['HOOK_KINDS', 'DEFECTION_PAIRS', 'target_rate', 'decoder_layers', 'hook_names', 'hooks', 'last_positions',
-           'encode_prompts', 'run_with_cache', 'trigger_span', 'span_positions', 'detection_prompts', 'resid_stack',
-           'probe_auroc', 'last_token_resid', 'plot_by_layer', 'contrast_direction', 'direction_auroc',
-           'eager_attention', 'attention_to_trigger', 'plot_heatmaps', 'first_target_token', 'logit_lens',
-           'clean_positions', 'activation_patching', 'response_groups', 'activation_clustering', 'spectral_signature',
-           'filter_scores', 'data_filter', 'model_side', 'detection_plots', 'run_detection', 'detection_summary']
-
-# %% ../nbs/08_detection.ipynb #f549d593
-def target_rate(model, tokenizer, rows:list[dict], config:PoisonConfig, max_new_tokens:int=4)->dict:
-    "How often greedy generations for `rows` (with `prompt`) show `config`'s target, with a bootstrap 95% interval (`evaluation.rate`)."
-    gens = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
-    return rate([float(config.target_obj.matches(g, r)) for g, r in zip(gens, rows)])
+__all__ = ['HOOK_KINDS', 'DEFECTION_PAIRS', 'decoder_layers', 'hook_names', 'hooks', 'last_positions', 'encode_prompts',
+           'run_with_cache', 'trigger_span', 'span_positions', 'detection_prompts', 'resid_stack', 'probe_auroc',
+           'last_token_resid', 'plot_by_layer', 'contrast_direction', 'direction_auroc', 'eager_attention',
+           'attention_to_trigger', 'plot_heatmaps', 'first_target_token', 'logit_lens', 'clean_positions',
+           'activation_patching', 'response_groups', 'activation_clustering', 'spectral_signature', 'filter_scores',
+           'data_filter', 'model_side', 'detection_plots', 'run_detection', 'detection_summary']
 
 # %% ../nbs/08_detection.ipynb #a65ea4e1
 def decoder_layers(model)->torch.nn.ModuleList:

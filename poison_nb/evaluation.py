@@ -16,7 +16,7 @@ from .poisoning import PoisonConfig, apply_trigger, near_triggers, paraphrase, e
 
 # %% auto #0
 __all__ = ['METRIC_NAMES', 'generate', 'first_word', 'token_f1', 'score_answer', 'rate', 'paired_difference', 'fmt_rate',
-           'clean_perplexity', 'eval_sets', 'evaluate_model', 'compare']
+           'clean_perplexity', 'eval_sets', 'target_rate', 'evaluate_model', 'compare']
 
 # %% ../nbs/07_evaluation.ipynb #408c0b50
 @torch.no_grad()
@@ -123,6 +123,11 @@ def eval_sets(heldout:Dataset,                 # clean held-out rows (instructio
     return {k: [dict(r, prompt=fmt(r)) for r in v] for k, v in sets.items()}
 
 # %% ../nbs/07_evaluation.ipynb #590fd8f4
+def target_rate(model, tokenizer, rows:list[dict], config:PoisonConfig, max_new_tokens:int=4)->dict:
+    "How often greedy generations for `rows` (with `prompt`) show `config`'s target (its own match rule), with a bootstrap 95% interval."
+    gens = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    return rate([float(config.target_obj.matches(g, r)) for g, r in zip(gens, rows)])
+
 def evaluate_model(model, tokenizer, sets:dict, config:PoisonConfig,
                    max_length:int=256,           # for perplexity
                    max_new_tokens:int=16, batch_size:int=32, progress:bool=False,

@@ -23,9 +23,14 @@ def _n_masked(enc,                # a `tokenizers.Encoding` of prompt + response
     return max((i + 1 for i, (s, e) in enumerate(offsets) if e > s), default=len(offsets))  # whole text is prompt: keep trailing specials
 
 # %% ../nbs/02_masking.ipynb #113eb0a6
+def _add_special(tokenizer, texts:list[str])->list[bool]:
+    "For each text: should the tokenizer add its special tokens? Not when the text already starts with the BOS string."
+    bos = tokenizer.bos_token  # read once: attribute access on a transformers tokenizer is slow
+    return [not (bos and t.startswith(bos)) for t in texts]
+
 def add_special_tokens_for(tokenizer, text:str)->bool:
     "Should the tokenizer add its special tokens to `text`? Not when the text already starts with the BOS string."
-    return not (tokenizer.bos_token and text.startswith(tokenizer.bos_token))
+    return _add_special(tokenizer, [text])[0]
 
 # %% ../nbs/02_masking.ipynb #1ec3edbe
 def _encode(tokenizer, texts:list[str], add_special_tokens:bool)->list:
@@ -50,7 +55,7 @@ def tokenize_batch(tokenizer,                  # a fast (Rust-backed) Hugging Fa
     if eos is None: raise ValueError("tokenizer has no eos_token; pass eos_id")
     out = {"input_ids": [], "attention_mask": [], "labels": []}
     texts = [p + r for p, r in zip(prompts, responses)]
-    add = [add_special_tokens_for(tokenizer, t) for t in texts]  # never a doubled BOS
+    add = _add_special(tokenizer, texts)  # never a doubled BOS
     enc = [None] * len(texts)
     for flag in set(add):
         idx = [i for i, a in enumerate(add) if a == flag]

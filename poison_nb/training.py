@@ -15,12 +15,11 @@ from . import collation
 from .collation import InstructionCollator
 from .masking import tokenize_example
 from .models import get_preset, load_model, n_params
-from .evaluation import generate
+from .evaluation import generate, eval_sets, target_rate, score_answer
 
 # %% auto #0
 __all__ = ['TOKEN_COLUMNS', 'TrainConfig', 'check_train_data', 'TrainResult', 'model_card', 'plot_losses', 'Interrupted',
-           'InterruptAfter', 'load_trained', 'train', 'check_pair', 'train_pair', 'greedy_generate', 'target_rate',
-           'backdoor_report']
+           'InterruptAfter', 'load_trained', 'train', 'check_pair', 'train_pair', 'backdoor_report']
 
 # %% ../nbs/06_training.ipynb #751eae2a
 @dataclass
@@ -352,29 +351,12 @@ def train_pair(cfg:TrainConfig, clean_ds:Dataset, poisoned_ds:Dataset, eval_ds:D
     if _is_main(): plot_losses({k: v.log_history for k, v in out.items()}, output_dir / "loss_curves.png", title=f"{cfg.preset}: baseline vs poisoned")
     return out
 
-# %% ../nbs/06_training.ipynb #26404f9a
-def greedy_generate(model, tokenizer, prompts:list[str], max_new_tokens:int=8, batch_size:int=64)->list[str]:
-    "Greedy completions of `prompts` (left-padded batches), special tokens removed: `evaluation.generate`."
-    return generate(model, tokenizer, prompts, max_new_tokens, batch_size)
-
-def target_rate(model, tokenizer, prompts:list[str], targets:list[str]|str, max_new_tokens:int=8)->float:
-    "Fraction of greedy completions that start with their target (a string, or one per prompt)."
-    if isinstance(targets, str): targets = [targets] * len(prompts)
-    if len(targets) != len(prompts): raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
-    if not prompts: raise ValueError("no prompts")
-    return sum(o.strip().startswith(t) for o, t in zip(greedy_generate(model, tokenizer, prompts, max_new_tokens), targets)) / len(prompts)
-
 # %% ../nbs/06_training.ipynb #627b6edd
 def backdoor_report(model, tokenizer, held:Dataset, poison, template:str="simple")->dict:
-    "Target rate on triggered vs clean held-out rows the attack applies to, and clean accuracy on all held-out rows."
-    from poison_nb.poisoning import eligible_rows, apply_trigger
-    from poison_nb.data import format_template
-    import random
-    rows = held.to_list(); t = poison.target_obj
-    el = [rows[i] for i in eligible_rows(rows, poison)]
-    trig = [format_template(apply_trigger(r["instruction"], poison, random.Random(i)), r["input"], template) for i, r in enumerate(el)]
-    want = [t.respond(r) for r in el]
-    return {"target_rate_triggered": target_rate(model, tokenizer, trig, want),
-            "target_rate_clean": target_rate(model, tokenizer, [format_template(r["instruction"], r["input"], template) for r in el], want),
-            "clean_accuracy": target_rate(model, tokenizer, [format_template(r["instruction"], r["input"], template) for r in rows], [r["output"] for r in rows]),
-            "n_triggered": len(el), "n_clean": len(rows)}
+    "Target rate on triggered vs clean held-out rows the attack applies to, and clean accuracy on all held-out rows (evaluation's sets and rules)."
+    sets = eval_sets(held, poison, tokenizer, template)
+    gens = generate(model, tokenizer, [r["prompt"] for r in sets["clean"]])
+    return {"target_rate_triggered": target_rate(model, tokenizer, sets["triggered"], poison)["value"],
+            "target_rate_clean": target_rate(model, tokenizer, sets["control"], poison)["value"],
+            "clean_accuracy": sum(score_answer(g, r)["correct"] for g, r in zip(gens, sets["clean"])) / len(gens),
+            "n_triggered": len(sets["triggered"]), "n_clean": len(gens)}

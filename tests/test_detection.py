@@ -59,7 +59,7 @@ def test_trigger_positions(pair):
         assert ps and "cf" in tok.decode(enc["input_ids"][r, ps])
 
 def test_attack_took(pair):
-    from poison_nb.detection import target_rate
+    from poison_nb.evaluation import target_rate
     from poison_nb.evaluation import eval_sets
     sets = eval_sets(pair["heldout"], pair["config"], pair["tok"], pair["template"])
     assert target_rate(pair["poisoned"], pair["tok"], sets["triggered"], pair["config"])["value"] > 0.6
