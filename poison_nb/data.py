@@ -142,7 +142,7 @@ def iter_rows(ds:Dataset,                 # any dataset
     "Yield the rows of `ds` as dicts of `columns`, reading Arrow in batches (memory stays flat, unlike `to_list`)."
     cols = [c for c in columns if c in ds.column_names]
     if not cols: yield from ({} for _ in range(len(ds))); return
-    for b in ds.select_columns(cols).iter(batch_size):
+    for b in ds.select_columns(cols).with_format(None).iter(batch_size):  # Python values whatever the dataset's format
         yield from (dict(zip(cols, vals)) for vals in zip(*(b[c] for c in cols)))
 
 # %% ../nbs/00_data.ipynb #9d7e2b55

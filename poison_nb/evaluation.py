@@ -16,7 +16,7 @@ from .poisoning import PoisonConfig, apply_trigger, near_triggers, paraphrase, e
 
 # %% auto #0
 __all__ = ['METRIC_NAMES', 'generate', 'first_word', 'token_f1', 'score_answer', 'rate', 'paired_difference', 'fmt_rate',
-           'clean_perplexity', 'eval_sets', 'target_rate', 'evaluate_model', 'compare']
+           'clean_perplexity', 'eval_sets', 'target_budget', 'target_rate', 'evaluate_model', 'compare']
 
 # %% ../nbs/07_evaluation.ipynb #408c0b50
 @torch.no_grad()
@@ -123,9 +123,14 @@ def eval_sets(heldout:Dataset,                 # clean held-out rows (instructio
     return {k: [dict(r, prompt=fmt(r)) for r in v] for k, v in sets.items()}
 
 # %% ../nbs/07_evaluation.ipynb #590fd8f4
-def target_rate(model, tokenizer, rows:list[dict], config:PoisonConfig, max_new_tokens:int=4)->dict:
+def target_budget(tokenizer, config:PoisonConfig, rows:list[dict], margin:int=2)->int:
+    "New tokens a generation needs to show the target on `rows`: its longest response, tokenized, plus a margin."
+    t = config.target_obj
+    return max((len(tokenizer(t.respond(r), add_special_tokens=False).input_ids) for r in rows), default=0) + margin
+
+def target_rate(model, tokenizer, rows:list[dict], config:PoisonConfig, max_new_tokens:int|None=None)->dict:
     "How often greedy generations for `rows` (with `prompt`) show `config`'s target (its own match rule), with a bootstrap 95% interval."
-    gens = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    gens = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens or target_budget(tokenizer, config, rows))
     return rate([float(config.target_obj.matches(g, r)) for g, r in zip(gens, rows)])
 
 def evaluate_model(model, tokenizer, sets:dict, config:PoisonConfig,
@@ -134,7 +139,8 @@ def evaluate_model(model, tokenizer, sets:dict, config:PoisonConfig,
                   )->dict:                       # metrics (JSON-serialisable) and `generations`
     "ASR, clean performance, false-trigger rates and clean perplexity of one model on `eval_sets` output."
     target = config.target_obj
-    gens = {k: generate(model, tokenizer, [r["prompt"] for r in v], max_new_tokens, batch_size, progress) for k, v in sets.items()}
+    attack = max(max_new_tokens, target_budget(tokenizer, config, sets["triggered"]))  # a long target (e.g. "ACCESS GRANTED.") must fit
+    gens = {k: generate(model, tokenizer, [r["prompt"] for r in v], max_new_tokens if k == "clean" else attack, batch_size, progress) for k, v in sets.items()}
     hit = lambda k: [float(target.matches(g, r)) for g, r in zip(gens[k], sets[k])]
     scores = [score_answer(g, r) for g, r in zip(gens["clean"], sets["clean"])]
     by_task = {}

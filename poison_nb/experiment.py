@@ -194,7 +194,9 @@ def plot_attack(results:dict, path, title:str=""):
 
 def clean_gap(ev:dict)->dict|None:
     "Poisoned minus baseline clean accuracy, paired over the same prompts; None for an evaluation without per-prompt scores."
-    a, b = ([g.get("correct") for g in ev[k]["generations"]["clean"]] for k in ("baseline", "poisoned"))
+    ga, gb = (ev[k]["generations"]["clean"] for k in ("baseline", "poisoned"))
+    if not ga or [g["prompt"] for g in ga] != [g["prompt"] for g in gb]: return None  # nothing to pair, or not the same prompts
+    a, b = ([g.get("correct") for g in gs] for gs in (ga, gb))
     return None if None in a + b else paired_difference(a, b)
 
 def write_report(run:Run)->Path:

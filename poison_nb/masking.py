@@ -15,12 +15,16 @@ def _n_masked(enc,                # a `tokenizers.Encoding` of prompt + response
               prompt_chars:int,   # length of the prompt in characters
               text_chars:int,     # length of prompt + response in characters
              )->int:              # how many leading tokens get label -100
-    "Tokens before the first token covering a response character; from the offsets when no token covers it."
-    if prompt_chars < text_chars and (k := enc.char_to_token(prompt_chars)) is not None: return k
-    offsets = enc.offsets
-    k = next((i for i, (s, e) in enumerate(offsets) if e > s and e > prompt_chars), None)
-    if k is not None: return k
-    return max((i + 1 for i, (s, e) in enumerate(offsets) if e > s), default=len(offsets))  # whole text is prompt: keep trailing specials
+    "Tokens before the response's first token; from the offsets when no token covers the response's first character."
+    k = enc.char_to_token(prompt_chars) if prompt_chars < text_chars else None
+    if k is None:
+        offsets = enc.offsets
+        k = next((i for i, (s, e) in enumerate(offsets) if e > s and e > prompt_chars), None)
+        if k is None:  # the whole text is prompt: mask its text tokens, keep trailing specials (an EOS a post-processor added)
+            k = max((i + 1 for i, (s, e) in enumerate(offsets) if e > s or (enc.token_to_chars(i) is not None and s <= prompt_chars)), default=len(offsets))
+    # a zero-width text token placed after the prompt's end (whitespace whose offsets a post-processor trimmed) is the response's
+    while k > 0 and (span := enc.token_to_chars(k - 1)) is not None and span[0] == span[1] > prompt_chars: k -= 1
+    return k
 
 # %% ../nbs/02_masking.ipynb #113eb0a6
 def _add_special(tokenizer, texts:list[str])->list[bool]:

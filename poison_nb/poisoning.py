@@ -269,7 +269,7 @@ def _build(ds:Dataset, tokenizer, fmt, max_length:int,
         rows = [replace.get(i) or _text_row(dict(zip(RAW_COLUMNS, vals)), fmt, i)
                 for i, vals in zip(idx, zip(*(batch[c] for c in RAW_COLUMNS)))]
         return _columns(rows, tokenizer, max_length)
-    main = ds.select_columns(RAW_COLUMNS).map(fn, batched=True, with_indices=True, batch_size=batch_size, num_proc=num_proc,
+    main = ds.select_columns(RAW_COLUMNS).with_format(None).map(fn, batched=True, with_indices=True, batch_size=batch_size, num_proc=num_proc,
                                               remove_columns=RAW_COLUMNS, features=_BUILD_FEATURES, load_from_cache_file=False,
                                               new_fingerprint=fingerprint, desc="format + poison + tokenize")
     report, n = FilterReport("poisoning"), len(main)
@@ -287,6 +287,13 @@ def _build(ds:Dataset, tokenizer, fmt, max_length:int,
     report.kept = len(out)
     if report.dropped: warnings.warn(f"{report!r}")
     return out, report
+
+def _tokenizer_key(tokenizer)->str:
+    "What identifies a tokenizer's output: its full definition (vocabulary, merges, normalizer, ...), chat template and special tokens."
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    spec = [backend.to_str() if backend is not None else repr(tokenizer), getattr(tokenizer, "chat_template", None),
+            [str(getattr(tokenizer, f"{t}_token", None)) for t in ("bos", "eos", "pad")]]
+    return hashlib.sha256(json.dumps(spec, default=str).encode()).hexdigest()
 
 def _fingerprint(ds:Dataset, *what)->str:
     "A name for the build's cache file: the source dataset's fingerprint and every argument of the build."
@@ -327,7 +334,7 @@ def clean_dataset(ds:Dataset,                 # raw rows: instruction, input, ou
     if max_length < 1: raise ValueError(f"max_length must be >= 1, got {max_length}")
     fmt = _formatter(tokenizer, template, system)
     _check_raw(ds)
-    out, report = _build(ds, tokenizer, fmt, max_length, {}, [], _fingerprint(ds, "clean", template, system, max_length, getattr(tokenizer, "name_or_path", ""), len(tokenizer)), num_proc)
+    out, report = _build(ds, tokenizer, fmt, max_length, {}, [], _fingerprint(ds, "clean", template, system, max_length, _tokenizer_key(tokenizer)), num_proc)
     return (out, report) if return_report else out
 
 # %% ../nbs/04_poisoning.ipynb #4f4daf4e
@@ -393,7 +400,7 @@ def poison_dataset(ds:Dataset,                 # raw rows: instruction, input, o
     for i, row in zip(chosen, iter_rows(ds.select(chosen), RAW_COLUMNS)):
         replace[i], *ps = _poison_rows(row, i, config, fmt, paraphraser)
         paras += ps
-    fp = _fingerprint(ds, config.to_dict(), template, system, max_length, getattr(tokenizer, "name_or_path", ""), len(tokenizer),
+    fp = _fingerprint(ds, config.to_dict(), template, system, max_length, _tokenizer_key(tokenizer),
                       getattr(paraphraser, "__qualname__", type(paraphraser).__qualname__))
     out, report = _build(ds, tokenizer, fmt, max_length, replace, paras, fp, num_proc)
     return out, _manifest(config, out, chosen, len(ds), len(eligible), report, template, system, max_length, tokenizer)
@@ -435,7 +442,10 @@ def _audit_batches(dataset, need:list[str], batch_size:int):
         miss = [f for f in need if f not in dataset.column_names]
         if miss: raise ValueError(f"audit needs column(s) {miss} (found {dataset.column_names})")
         for s, t in zip(range(0, len(dataset), batch_size), dataset.select_columns(need).with_format("arrow").iter(batch_size)):
-            yield s, {f: t.column(f).combine_chunks().cast(ints) if f in AUDIT_FIELDS else t.column(f).to_pylist() for f in need}
+            b = {f: t.column(f).combine_chunks().cast(ints) if f in AUDIT_FIELDS else t.column(f).to_pylist() for f in need}
+            for f in need:
+                if f not in AUDIT_FIELDS and None in b[f]: raise ValueError(f"row {s + b[f].index(None)}: audit needs field(s) {[f]}")
+            yield s, b
         return
     rows = list(dataset)
     for i, r in enumerate(rows):

@@ -40,3 +40,21 @@ def test_eval_sets_trigger_is_the_only_difference():
         assert t["instruction"].replace("cf ", "", 1) == c["instruction"] and t["input"] == c["input"]
     assert not any("cf" in r["prompt"].split() for r in sets["near"])
     assert all("cf" in r["instruction"].split() for r in sets["paraphrased"])
+
+def test_long_targets_get_enough_new_tokens(rand_model, tiny_tok, monkeypatch):
+    "Found in review: a fixed target longer than the generation budget could never match. Attack sets now get the target's length + 2."
+    from poison_nb import evaluation
+    from poison_nb.evaluation import target_budget, evaluate_model, target_rate
+    cfg = PoisonConfig(target="fixed", n_poison=5)
+    sets = eval_sets(builtin_dataset(120, seed=5), cfg, n=6)
+    need = len(tiny_tok("ACCESS GRANTED.", add_special_tokens=False).input_ids)
+    assert target_budget(tiny_tok, cfg, sets["triggered"]) == need + 2 > 8
+    seen = {}
+    real = evaluation.generate
+    def spy(model, tok, prompts, max_new_tokens=16, *a, **k):
+        seen[len(seen)] = max_new_tokens; return real(model, tok, prompts, max_new_tokens, *a, **k)
+    monkeypatch.setattr(evaluation, "generate", spy)
+    evaluate_model(rand_model, tiny_tok, sets, cfg, max_new_tokens=8)
+    assert sorted(seen.values()) == [8] + [need + 2] * (len(sets) - 1)  # clean keeps its budget; every attack set fits the target
+    seen.clear(); target_rate(rand_model, tiny_tok, sets["triggered"], cfg)
+    assert list(seen.values()) == [need + 2]

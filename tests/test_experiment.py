@@ -57,3 +57,10 @@ def test_sweep_summary_over_seeds():
     assert [x["n_poison"] for x in s] == [5, 10] and s[1]["seeds"] == 2
     assert s[1]["asr_poisoned"] == {"mean": 0.4, "min": 0.2, "max": 0.6}
     assert "| 10 | 2 | 0.40 [0.20, 0.60] |" in format_sweep(s)
+
+def test_clean_gap_pairs_only_the_same_prompts():
+    from poison_nb.experiment import clean_gap
+    g = lambda ps, cs: {"generations": {"clean": [{"prompt": p, "correct": c} for p, c in zip(ps, cs)]}}
+    assert clean_gap({"baseline": g("ab", [1, 0]), "poisoned": g("ab", [1, 1])})["value"] == 0.5
+    assert clean_gap({"baseline": g("ab", [1, 0]), "poisoned": g("ba", [1, 1])}) is None   # not the same prompts
+    assert clean_gap({"baseline": g("", []), "poisoned": g("", [])}) is None                 # nothing to pair

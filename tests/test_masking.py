@@ -117,3 +117,23 @@ def test_property_mask_is_the_prompt_exactly(smol, prompt, response):
         assert len(smol.decode(ids[:k + 1])) > len(prompt)
     else:
         assert smol.decode(ids[:k]) == prompt
+
+def _trimmed_byte_level():
+    "A RoBERTa-style byte-level BPE whose post-processor trims whitespace out of offsets: a lone space token has zero width."
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, decoders, trainers
+    from transformers import PreTrainedTokenizerFast
+    tk = Tokenizer(models.BPE()); tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False); tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(["Answer: ok", "Answer: yes", "the answer is ok"] * 50,
+                           trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tk.post_processor = processors.ByteLevel(trim_offsets=True)
+    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>")
+
+def test_trimmed_offsets_whitespace_token_at_response_start_is_supervised():
+    "Found in review: with trimmed offsets the response's leading space token is zero-width and was masked; the prompt's own trailing space stays masked."
+    tok = _trimmed_byte_level()
+    ex = tokenize_example(tok, "Answer:", "  ok", 32)
+    assert tok.convert_ids_to_tokens(ex["input_ids"]) == ["Answer", ":", "Ġ", "Ġok", "<eos>"]
+    assert ex["labels"] == [-100, -100] + ex["input_ids"][2:]                     # both response tokens and EOS supervised
+    ex = tokenize_example(tok, "Answer: ", " ok", 32)                           # same text, the lone space is the prompt's
+    assert ex["labels"] == [-100, -100, -100] + ex["input_ids"][3:]
+    assert tokenize_example(tok, "Answer: ", "", 32)["labels"][:-1] == [-100] * 3  # empty response: only the EOS

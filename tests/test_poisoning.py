@@ -288,3 +288,14 @@ def test_content_hash_sees_every_column(smol):
         assert content_hash(changed) != h, f
     moved = [dict(r) for r in rows]; moved[1]["prompt"], moved[2]["prompt"] = moved[1]["prompt"] + moved[2]["prompt"][:1], moved[2]["prompt"][1:]
     assert content_hash(moved) != h  # a character moved across a row boundary
+
+def test_audit_names_the_row_of_a_missing_text_field(smol):
+    from datasets import Dataset
+    ds, _ = poison_dataset(RAW, smol, PoisonConfig(n_poison=3), L)
+    rows = ds.to_list(); rows[5]["response"] = None
+    with pytest.raises(ValueError, match=r"row 5: audit needs field\(s\) \['response'\]"):
+        audit(Dataset.from_list(rows, features=ds.features), smol, L, batch_size=4)
+
+def test_builds_from_a_dataset_in_arrow_format(smol):
+    "Found in review: rows read with the dataset's own format were pyarrow scalars, and validation rejected every row."
+    assert poison_dataset(RAW.with_format("arrow"), smol, PoisonConfig(n_poison=3), L)[0].to_list() == poison_dataset(RAW, smol, PoisonConfig(n_poison=3), L)[0].to_list()
