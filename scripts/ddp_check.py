@@ -41,6 +41,8 @@ def main():
             info = dict(initialized=dist.is_initialized(), world_size=dist.get_world_size() if dist.is_initialized() else 1,
                         backend=dist.get_backend() if dist.is_initialized() else None, n_train=r.n_train)
             (Path(a.worker) / "dist.json").write_text(json.dumps(info))
+        if dist.is_initialized():  # an orderly shutdown: a rank leaving while the other still talks to it can abort gloo
+            dist.barrier(); dist.destroy_process_group()
         return
     import tempfile, torch
     from safetensors.torch import load_file
@@ -53,7 +55,8 @@ def main():
                         __file__, "--worker", str(out / "ddp")], env=env, capture_output=True, text=True)
     t_ddp = time.time() - t
     if p.returncode != 0:
-        print(p.stdout[-3000:], p.stderr[-5000:]); sys.exit(f"torchrun failed with exit code {p.returncode}")
+        err = "\n".join(l for l in p.stderr.splitlines() if "it/s]" not in l and "s/it]" not in l)  # progress bars hide the cause
+        print(p.stdout[-3000:], err[-5000:]); sys.exit(f"torchrun failed with exit code {p.returncode}")
     info = json.loads((out / "ddp" / "dist.json").read_text())
     print("worker process group:", info)
     if info["world_size"] != 2: sys.exit(f"torchrun did not run distributed: {info}")

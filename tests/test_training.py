@@ -125,5 +125,5 @@ def test_ddp_matches_single_process(tmp_path):
                        capture_output=True, text=True, timeout=300)
     tail = "\n".join(p.stdout.splitlines()[-4:])
     print(tail)
-    assert p.returncode == 0, tail + p.stderr[-3000:]
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]  # the script prints the workers' errors without progress bars
     assert "'world_size': 2" in p.stdout
