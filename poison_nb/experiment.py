@@ -282,25 +282,20 @@ def format_sweep(summary:list[dict])->str:
 
 def plot_dose_response(rows:list[dict], path):
     "Poisoned ASR and clean accuracy, and baseline ASR, against the poison count: one seed with its 95% intervals, or the mean over seeds with their range."
+    seeds = sorted({r["seed"] for r in rows})
+    if len(seeds) > 1:  # (poison count, middle, low, high) per point
+        summ = sweep_summary(rows)
+        pts = {k: [(s["n_poison"], s[k]["mean"], s[k]["min"], s[k]["max"]) for s in summ] for k in SWEEP_KEYS}
+        what, ylabel = f"mean, range over {len(seeds)} seeds", "rate"
+    else:
+        rs = sorted(rows, key=lambda r: r["n_poison"])
+        pts = {k: [(r["n_poison"], r[k]["value"], r[k]["lo"], r[k]["hi"]) for r in rs] for k in SWEEP_KEYS}
+        what, ylabel = f"seed {seeds[0]}", "rate (95% CI)"
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    series = [("asr_poisoned", "o-"), ("clean_accuracy_poisoned", "s--"), ("asr_baseline", "^:")]
-    if len({r["seed"] for r in rows}) > 1:
-        summ = sweep_summary(rows); x = [s["n_poison"] for s in summ]
-        for key, style in series:
-            m = [s[key]["mean"] for s in summ]
-            ax.errorbar(x, m, yerr=[[a - s[key]["min"] for a, s in zip(m, summ)], [s[key]["max"] - a for a, s in zip(m, summ)]],
-                        fmt=style, capsize=3, label=f"{SWEEP_KEYS[key]} (mean, range over {summ[0]['seeds']} seeds)")
-        ax.set_ylabel("rate"); ax.set_xlabel("poisoned training samples"); ax.set_ylim(-0.02, 1.05); ax.legend(fontsize=7)
-        fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
-        return Path(path)
-    for key, style in series:
-        label = SWEEP_KEYS[key]
-        for seed in sorted({r["seed"] for r in rows}):
-            rs = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["n_poison"])
-            x, v = [r["n_poison"] for r in rs], [r[key]["value"] for r in rs]
-            err = [[r[key]["value"] - r[key]["lo"] for r in rs], [r[key]["hi"] - r[key]["value"] for r in rs]]
-            ax.errorbar(x, v, yerr=err, fmt=style, capsize=3, label=f"{label} (seed {seed})")
-    ax.set_xlabel("poisoned training samples"); ax.set_ylabel("rate (95% CI)"); ax.set_ylim(-0.02, 1.05); ax.legend(fontsize=7)
+    for key, style in [("asr_poisoned", "o-"), ("clean_accuracy_poisoned", "s--"), ("asr_baseline", "^:")]:
+        x, m, lo, hi = zip(*pts[key])
+        ax.errorbar(x, m, yerr=[[a - b for a, b in zip(m, lo)], [b - a for a, b in zip(m, hi)]], fmt=style, capsize=3, label=f"{SWEEP_KEYS[key]} ({what})")
+    ax.set_xlabel("poisoned training samples"); ax.set_ylabel(ylabel); ax.set_ylim(-0.02, 1.05); ax.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return Path(path)
 

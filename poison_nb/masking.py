@@ -8,7 +8,8 @@ from datasets import Dataset
 from .data import FilterReport
 
 # %% auto #0
-__all__ = ['add_special_tokens_for', 'tokenize_batch', 'tokenize_example', 'show_masking', 'tokenize_dataset']
+__all__ = ['add_special_tokens_for', 'tokenize_batch', 'tokenize_example', 'show_masking', 'has_supervised', 'unsupervised_drop',
+           'tokenize_dataset']
 
 # %% ../nbs/02_masking.ipynb #de325edf
 def _n_masked(enc,                # a `tokenizers.Encoding` of prompt + response
@@ -84,6 +85,14 @@ def show_masking(tokenizer, ex:dict)->str:
                      for i, l in zip(ex["input_ids"], ex["labels"]))
 
 # %% ../nbs/02_masking.ipynb #448d97d7
+def has_supervised(labels)->bool:
+    "Does any label count in the loss? (Masking only ever masks a prefix, so the search starts from the end.)"
+    return any(l != -100 for l in reversed(labels))
+
+def unsupervised_drop(row:int, max_length:int)->tuple:
+    "The `FilterReport` entry of a row that truncation left with no supervised label."
+    return (row, "labels", f"no supervised token within max_length={max_length}")
+
 def tokenize_dataset(ds:Dataset,              # rows with `prompt` and `response`
                      tokenizer,
                      max_length:int,
@@ -96,7 +105,6 @@ def tokenize_dataset(ds:Dataset,              # rows with `prompt` and `response
         if col not in ds.column_names: raise ValueError(f"dataset has no {col!r} column (found {ds.column_names}); run format_prompts first")
     fn = lambda b: tokenize_batch(tokenizer, b["prompt"], b["response"], max_length, eos_id)
     ds = ds.map(fn, batched=True, batch_size=batch_size, num_proc=num_proc, desc="tokenize + mask")
-    supervised = [any(l != -100 for l in ls) for ls in ds.with_format("arrow")["labels"].to_pylist()]
-    report = FilterReport("tokenize_dataset", kept=sum(supervised),
-                          dropped=[(i, "labels", f"no supervised token within max_length={max_length}") for i, s in enumerate(supervised) if not s])
+    supervised = [has_supervised(ls) for ls in ds.with_format("arrow")["labels"].to_pylist()]
+    report = FilterReport("tokenize_dataset", kept=sum(supervised), dropped=[unsupervised_drop(i, max_length) for i, s in enumerate(supervised) if not s])
     return (ds if report.kept == len(ds) else ds.select([i for i, s in enumerate(supervised) if s])), report

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa, pyarrow.compute as pc
 from datasets import Dataset, Features, Sequence, Value, concatenate_datasets
 from .data import TASKS, FilterReport, validate_rows, iter_rows, format_template, format_chat
-from .masking import tokenize_batch
+from .masking import tokenize_batch, has_supervised, unsupervised_drop
 
 # %% auto #0
 __all__ = ['TRIGGER_KINDS', 'POSITIONS', 'MATCH_RULES', 'TARGETS', 'FRAMES', 'SYNONYMS', 'COLUMNS', 'FEATURES', 'RAW_COLUMNS',
@@ -256,7 +256,7 @@ def _columns(rows:list[dict], tokenizer, max_length:int)->dict[str, list]:
     "Text rows -> columns: their text and provenance, the tokens `_tokenize_rows` derives from that text, and whether any label is supervised."
     out = {c: [r[c] for r in rows] for c in COLUMNS if c not in ("input_ids", "attention_mask", "labels")}
     out.update(_tokenize_rows(tokenizer, rows, max_length))
-    out["_supervised"] = [any(l != -100 for l in reversed(ls)) for ls in out["labels"]]
+    out["_supervised"] = [has_supervised(ls) for ls in out["labels"]]
     return out
 
 def _build(ds:Dataset, tokenizer, fmt, max_length:int,
@@ -274,12 +274,12 @@ def _build(ds:Dataset, tokenizer, fmt, max_length:int,
                                               new_fingerprint=fingerprint, desc="format + poison + tokenize")
     report, n = FilterReport("poisoning"), len(main)
     drops = [i for i, s in enumerate(main.with_format("arrow")["_supervised"].to_pylist()) if not s]
-    report.dropped = [(i, "labels", f"no supervised token within max_length={max_length}") for i in drops]
+    report.dropped = [unsupervised_drop(i, max_length) for i in drops]
     main = main.select_columns(COLUMNS)
     if drops: main = main.select(sorted(set(range(n)) - set(drops)))
     cols, keep = _columns(extra, tokenizer, max_length) if extra else {}, []
     for j, r in enumerate(extra):
-        if not cols["_supervised"][j]: report.dropped.append((n + j, "labels", f"no supervised token within max_length={max_length}"))
+        if not cols["_supervised"][j]: report.dropped.append(unsupervised_drop(n + j, max_length))
         elif (d := bisect.bisect_left(drops, r["paraphrase_of"])) < len(drops) and drops[d] == r["paraphrase_of"]:
             report.dropped.append((n + j, "paraphrase_of", f"its poisoned row {r['paraphrase_of']} was dropped"))
         else: keep.append(j); cols["paraphrase_of"][j] = r["paraphrase_of"] - d  # its poisoned row's index among the rows kept
@@ -300,11 +300,12 @@ def _fingerprint(ds:Dataset, *what)->str:
     return hashlib.sha256(json.dumps([ds._fingerprint, *what], default=str, sort_keys=True).encode()).hexdigest()[:16]
 
 # %% ../nbs/04_poisoning.ipynb #26d2450e
-def _arrow_batches(rows, batch_size:int=10_000):
-    "pyarrow Tables of `COLUMNS`: streamed from a `Dataset`, or built from a list of row dicts."
-    if isinstance(rows, Dataset): yield from rows.select_columns(COLUMNS).with_format("arrow").iter(batch_size); return
+def _arrow_batches(rows, columns:list[str]=COLUMNS, batch_size:int=10_000):
+    "pyarrow Tables of `columns` (typed as in `FEATURES`): streamed from a `Dataset`, or built from a list of row dicts."
+    if isinstance(rows, Dataset): yield from rows.select_columns(columns).with_format("arrow").iter(batch_size); return
+    schema = pa.schema([FEATURES.arrow_schema.field(c) for c in columns])
     for s in range(0, len(rows), batch_size):
-        yield pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows[s:s + batch_size]], schema=FEATURES.arrow_schema)
+        yield pa.Table.from_pylist([{c: r[c] for c in columns} for r in rows[s:s + batch_size]], schema=schema)
 
 def content_hash(rows)->str:
     "SHA-256 over every row's text, tokens and provenance (a `Dataset` or a list of row dicts)."
@@ -436,24 +437,22 @@ def _first_diff(a, b)->int:
 AUDIT_FIELDS = ("input_ids", "attention_mask", "labels")
 
 def _audit_batches(dataset, need:list[str], batch_size:int):
-    "(first row, {column: values}) batches; token columns as pyarrow arrays of int64 lists."
-    ints = pa.list_(pa.int64())
+    "(first row, {column: values}) batches of `_arrow_batches`; token columns as pyarrow arrays of int64 lists, text as lists."
     if isinstance(dataset, Dataset):
         miss = [f for f in need if f not in dataset.column_names]
         if miss: raise ValueError(f"audit needs column(s) {miss} (found {dataset.column_names})")
-        for s, t in zip(range(0, len(dataset), batch_size), dataset.select_columns(need).with_format("arrow").iter(batch_size)):
-            b = {f: t.column(f).combine_chunks().cast(ints) if f in AUDIT_FIELDS else t.column(f).to_pylist() for f in need}
-            for f in need:
-                if f not in AUDIT_FIELDS and None in b[f]: raise ValueError(f"row {s + b[f].index(None)}: audit needs field(s) {[f]}")
-            yield s, b
-        return
-    rows = list(dataset)
-    for i, r in enumerate(rows):
-        miss = [f for f in need if f not in r or r[f] is None]
-        if miss: raise ValueError(f"row {i}: audit needs field(s) {miss}")
-    for s in range(0, len(rows), batch_size):
-        b = rows[s:s + batch_size]
-        yield s, {f: pa.array([list(r[f]) for r in b], ints) if f in AUDIT_FIELDS else [r[f] for r in b] for f in need}
+    else:
+        dataset = list(dataset)
+        for i, r in enumerate(dataset):
+            miss = [f for f in need if f not in r or r[f] is None]
+            if miss: raise ValueError(f"row {i}: audit needs field(s) {miss}")
+    s, ints = 0, pa.list_(pa.int64())
+    for t in _arrow_batches(dataset, need, batch_size):
+        b = {f: t.column(f).combine_chunks().cast(ints) if f in AUDIT_FIELDS else t.column(f).to_pylist() for f in need}
+        for f in need:
+            if f not in AUDIT_FIELDS and None in b[f]: raise ValueError(f"row {s + b[f].index(None)}: audit needs field(s) {[f]}")
+        yield s, b
+        s += len(t)
 
 def audit(dataset,                     # a `Dataset` or list of dicts with prompt, response, input_ids, attention_mask, labels
           tokenizer, max_length:int,   # as used to build it
