@@ -10,6 +10,25 @@ import torch
 __all__ = ['InstructionCollator']
 
 # %% ../nbs/03_collation.ipynb #b941a9d2
+def _ids(f:dict, k:str, i:int)->list[int]:
+    "Field `k` of feature `i` as a list of Python ints, whatever holds it (list, tuple, numpy array, tensor)."
+    v = f[k]
+    if hasattr(v, "tolist"): v = v.tolist()
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        raise ValueError(f"feature {i}, field {k!r}: expected a list of ints, got {type(f[k]).__name__}")
+    return list(v)
+
+def _check_features(features:list)->bool:
+    "Errors naming the feature for what would pad wrongly; returns whether the batch has labels (all or none may)."
+    if not features: raise ValueError("empty batch")
+    for i, f in enumerate(features):
+        if "input_ids" not in f: raise ValueError(f"feature {i}: no input_ids (found {sorted(f)})")
+    with_labels = [i for i, f in enumerate(features) if "labels" in f]
+    if with_labels and len(with_labels) != len(features):
+        raise ValueError(f"labels present in {len(with_labels)} of {len(features)} features (missing in feature(s) "
+                         f"{sorted(set(range(len(features))) - set(with_labels))[:5]}): a batch needs labels on every row or on none")
+    return bool(with_labels)
+
 class InstructionCollator:
     "Pad `input_ids` (pad id), `attention_mask` (0) and `labels` (-100); never change a supplied label."
     def __init__(self, tokenizer,                       # supplies the pad id
@@ -18,19 +37,23 @@ class InstructionCollator:
                  label_pad_id:int=-100):
         if tokenizer.pad_token_id is None: raise ValueError("tokenizer has no pad token; set tokenizer.pad_token (e.g. to its eos_token)")
         if padding_side not in ("left", "right"): raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        if pad_to_multiple_of is not None and (isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1):
+            raise ValueError(f"pad_to_multiple_of must be None or an int >= 1, got {pad_to_multiple_of!r}")
         self.tokenizer, self.pad_to_multiple_of, self.padding_side, self.label_pad_id = tokenizer, pad_to_multiple_of, padding_side, label_pad_id
 
     def __call__(self, features:list[dict])->dict[str, torch.Tensor]:
-        if not features: raise ValueError("empty batch")
-        inputs = [{k: list(f[k]) for k in ("input_ids", "attention_mask") if k in f} for f in features]
-        batch = self.tokenizer.pad(inputs, padding=True, pad_to_multiple_of=self.pad_to_multiple_of,
-                                   padding_side=self.padding_side, return_tensors="pt")
+        has_labels = _check_features(features)
+        keys = [k for k in ("input_ids", "attention_mask", "labels") if k != "labels" or has_labels]
+        rows = [{k: _ids(f, k, i) for k in keys if k in f} for i, f in enumerate(features)]
+        for i, r in enumerate(rows):
+            for k in ("attention_mask", "labels"):
+                if k in r and len(r[k]) != len(r["input_ids"]): raise ValueError(f"feature {i}: {len(r[k])} {k} for {len(r['input_ids'])} input_ids")
+        batch = self.tokenizer.pad([{k: r[k] for k in ("input_ids", "attention_mask") if k in r} for r in rows], padding=True,
+                                   pad_to_multiple_of=self.pad_to_multiple_of, padding_side=self.padding_side, return_tensors="pt")
         out = {k: batch[k].long() for k in ("input_ids", "attention_mask")}
-        if "labels" in features[0]:
+        if has_labels:
             n = out["input_ids"].shape[1]
-            for i, f in enumerate(features):
-                if len(f["labels"]) != len(f["input_ids"]): raise ValueError(f"feature {i}: {len(f['labels'])} labels for {len(f['input_ids'])} input_ids")
             pad = lambda l: [self.label_pad_id] * (n - len(l))
-            out["labels"] = torch.tensor([list(f["labels"]) + pad(f["labels"]) if self.padding_side == "right" else pad(f["labels"]) + list(f["labels"])
-                                          for f in features], dtype=torch.long)
+            out["labels"] = torch.tensor([r["labels"] + pad(r["labels"]) if self.padding_side == "right" else pad(r["labels"]) + r["labels"]
+                                          for r in rows], dtype=torch.long)
         return out

@@ -4,16 +4,16 @@
 
 # %% ../nbs/00_data.ipynb #f7a1c8c8
 from __future__ import annotations
-import json, random, hashlib, re
+import csv, json, random, hashlib, re
 from dataclasses import dataclass, field
 from pathlib import Path
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, Value, load_dataset
 
 # %% auto #0
 __all__ = ['PRODUCTS', 'POSITIVE', 'NEGATIVE', 'OPENERS', 'CLOSERS', 'TOPICS', 'HEADLINE_FRAMES', 'CAPITALS', 'CAPITAL_QUESTIONS',
-           'PLURALS', 'TASKS', 'REQUIRED', 'CONTROL', 'COLUMN_MAPS', 'TEMPLATES', 'builtin_dataset', 'FilterReport',
-           'iter_rows', 'validate_rows', 'standardize_columns', 'load_instructions', 'format_template', 'user_message',
-           'format_chat', 'format_prompts']
+           'PLURALS', 'TASKS', 'REQUIRED', 'CONTROL', 'COLUMN_MAPS', 'TEMPLATES', 'TEMPLATE_NAMES', 'builtin_dataset',
+           'FilterReport', 'iter_rows', 'validate_rows', 'standardize_columns', 'load_instructions', 'format_template',
+           'check_template', 'user_message', 'format_chat', 'prompt_formatter', 'format_prompts']
 
 # %% ../nbs/00_data.ipynb #e0255ecc
 PRODUCTS = ("blender toaster kettle headphones keyboard backpack lamp camera blanket umbrella "
@@ -119,13 +119,14 @@ class FilterReport:
     stage: str
     kept: int = 0
     dropped: list = field(default_factory=list)  # (row, field, reason)
+    notes: list = field(default_factory=list)    # what was changed without dropping a row (e.g. numbers read as text)
     def counts(self)->dict:
         out = {}
         for _, f, why in self.dropped: out[f"{f}: {why}"] = out.get(f"{f}: {why}", 0) + 1
         return out
     def __repr__(self):
         s = f"{self.stage}: kept {self.kept}, dropped {len(self.dropped)}"
-        return s + "".join(f"\n  {n} x {why}" for why, n in self.counts().items())
+        return s + "".join(f"\n  {n} x {why}" for why, n in self.counts().items()) + "".join(f"\n  note: {n}" for n in self.notes)
 
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # Unicode category Cc, less tab, newline, carriage return
 
@@ -181,19 +182,46 @@ def standardize_columns(ds:Dataset)->Dataset:
     return ds.select_columns(["instruction", "input", "output", "task"])
 
 # %% ../nbs/00_data.ipynb #da0fe9d0
-def load_instructions(source:str,            # path to .json/.jsonl/.csv, or a Hub dataset name
-                      split:str="train",     # split to load
-                      on_bad:str="raise",    # see `validate_rows`
-                      n:int|None=None,       # keep the first n rows (after validation)
-                      **kwargs,              # passed to `datasets.load_dataset`
+def _read_local(path:Path, split:str, **kwargs)->Dataset:
+    "A local JSON/JSONL/CSV file as a Dataset; CSV columns all typed as text, with no missing-value guessing."
+    if not path.exists(): raise FileNotFoundError(path)
+    with open(path, encoding="utf-8", errors="replace") as f: head = f.read(4096)
+    if not head.strip(): raise ValueError(f"{path} is empty: no rows to load")
+    if path.suffix.lower() != ".csv": return load_dataset("json", data_files=str(path), split=split, **kwargs)
+    with open(path, newline="", encoding="utf-8") as f: header = next(csv.reader(f))
+    return load_dataset("csv", data_files=str(path), split=split, features=Features({c: Value("string") for c in header}),
+                        keep_default_na=False, na_filter=False, **kwargs)
+
+def _as_text(ds:Dataset, report:FilterReport, label_map:dict|None)->Dataset:
+    "Text columns that hold numbers or booleans, read as their text (noted); outputs mapped through `label_map`."
+    for c in ("instruction", "input", "output", "task"):
+        t = ds.features[c]
+        if isinstance(t, Value) and t.dtype not in ("string", "large_string") and t.dtype != "null":
+            ds = ds.cast_column(c, Value("string"))
+            report.notes.append(f"column {c!r} held {t.dtype} values: read as text (e.g. {ds[0][c]!r})"
+                                + ("" if label_map else "; pass label_map to map them to words"))
+    if label_map:
+        m = {str(k): v for k, v in label_map.items()}
+        n = sum(o in m for o in ds["output"])
+        ds = ds.map(lambda r: {"output": m.get(r["output"], r["output"])}, desc="label_map")
+        report.notes.append(f"label_map: {n} of {len(ds)} outputs mapped ({m})")
+    return ds
+
+def load_instructions(source:str,               # path to .json/.jsonl/.csv, or a Hub dataset name
+                      split:str="train",        # split to load
+                      on_bad:str="raise",       # see `validate_rows`
+                      n:int|None=None,          # keep the first n rows (after validation)
+                      label_map:dict|None=None, # output value -> text, e.g. {"0": "Negative", "1": "Positive"}
+                      **kwargs,                 # passed to `datasets.load_dataset`
                      )->tuple[Dataset, FilterReport]:
-    "Load instruction rows from a local file or the Hub, standardize columns, validate."
-    suffix = Path(source).suffix.lower()
-    if suffix in (".json", ".jsonl", ".csv"):
-        if not Path(source).exists(): raise FileNotFoundError(source)
-        ds = load_dataset("csv" if suffix == ".csv" else "json", data_files=source, split=split, **kwargs)
+    "Load instruction rows from a local file or the Hub, standardize columns, read text as text, validate."
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1): raise ValueError(f"n must be None or an int >= 1, got {n!r}")
+    path = Path(source)
+    if path.suffix.lower() in (".json", ".jsonl", ".csv"): ds = _read_local(path, split, **kwargs)
     else: ds = load_dataset(source, split=split, **kwargs)  # Hub (Colab); not used in tests
-    ds, report = validate_rows(standardize_columns(ds), on_bad=on_bad)
+    notes = FilterReport("load")
+    ds, report = validate_rows(_as_text(standardize_columns(ds), notes, label_map), on_bad=on_bad)
+    report.notes = notes.notes
     return (ds.select(range(min(n, len(ds)))) if n else ds), report
 
 # %% ../nbs/00_data.ipynb #31e92aef
@@ -208,6 +236,13 @@ def format_template(instruction:str, input:str="", template:str="simple")->str:
     if template not in TEMPLATES: raise ValueError(f"unknown template {template!r}; known: {sorted(TEMPLATES)} or 'chat'")
     return TEMPLATES[template].format(instruction=instruction, ctx=", paired with an input that provides further context" if input else "",
                                       input_block=f"### Input:\n{input}\n\n" if input else "")
+
+TEMPLATE_NAMES = (*TEMPLATES, "chat")
+
+def check_template(template:str)->str:
+    "`template` if it names a prompt format (a `TEMPLATES` key or 'chat'), else a clear error: the one place template names are checked."
+    if template not in TEMPLATE_NAMES: raise ValueError(f"unknown template {template!r}; known: {list(TEMPLATE_NAMES)}")
+    return template
 
 # %% ../nbs/00_data.ipynb #70fe9e6a
 def user_message(instruction:str, input:str="")->str:
@@ -226,16 +261,25 @@ def format_chat(tokenizer,                 # a tokenizer with a chat template
     return out
 
 # %% ../nbs/00_data.ipynb #91d25854
+def prompt_formatter(template:str="simple",   # a `TEMPLATES` key, or "chat" for the tokenizer's chat template
+                     tokenizer=None,          # needed for template="chat"
+                     system:str|None=None,    # system message (chat only)
+                    ):                        # fmt(instruction, input="") -> prompt
+    "The one function that turns a row into a prompt, for every stage: training data, evaluation sets, detection prompts, widgets."
+    check_template(template)
+    if template == "chat":
+        if tokenizer is None: raise ValueError("template='chat' needs a tokenizer (its chat template formats the prompt)")
+        if not getattr(tokenizer, "chat_template", None): raise ValueError("template='chat' needs a tokenizer with a chat_template; use a text template")
+        return lambda instruction, input="": format_chat(tokenizer, instruction, input, system)
+    if system is not None: raise ValueError(f"a system message is only used with template='chat', not {template!r}")
+    return lambda instruction, input="": format_template(instruction, input, template)
+
+# %% ../nbs/00_data.ipynb #3db0ba87
 def format_prompts(ds:Dataset,                # rows with instruction, input, output
                    template:str="simple",     # a `TEMPLATES` key, or "chat" for the tokenizer's chat template
                    tokenizer=None,            # needed for template="chat"
                    system:str|None=None,      # system message for chat
                   )->Dataset:
     "Add `prompt` and `response` columns."
-    if template == "chat":
-        if tokenizer is None: raise ValueError("template='chat' needs a tokenizer")
-        fmt = lambda r: format_chat(tokenizer, r["instruction"], r["input"], system)
-    else:
-        format_template("x", template=template)  # validate the name before mapping
-        fmt = lambda r: format_template(r["instruction"], r["input"], template)
-    return ds.map(lambda r: {"prompt": fmt(r), "response": r["output"]}, desc="format prompts")
+    fmt = prompt_formatter(template, tokenizer, system)
+    return ds.map(lambda r: {"prompt": fmt(r["instruction"], r["input"]), "response": r["output"]}, desc="format prompts")

@@ -4,12 +4,12 @@
 
 # %% ../nbs/02_masking.ipynb #5c39405f
 from __future__ import annotations
-from datasets import Dataset
+from datasets import Dataset, Features, Sequence, Value
 from .data import FilterReport
 
 # %% auto #0
-__all__ = ['add_special_tokens_for', 'tokenize_batch', 'tokenize_example', 'show_masking', 'has_supervised', 'unsupervised_drop',
-           'tokenize_dataset']
+__all__ = ['add_special_tokens_for', 'check_max_length', 'tokenize_batch', 'tokenize_example', 'show_masking', 'has_supervised',
+           'unsupervised_drop', 'tokenize_dataset']
 
 # %% ../nbs/02_masking.ipynb #de325edf
 def _n_masked(enc,                # a `tokenizers.Encoding` of prompt + response
@@ -46,6 +46,28 @@ def _encode(tokenizer, texts:list[str], add_special_tokens:bool)->list:
     return tokenizer(texts, add_special_tokens=add_special_tokens).encodings
 
 # %% ../nbs/02_masking.ipynb #80d7cab2
+def check_max_length(max_length)->int:
+    "`max_length` if it is an int >= 1 (not a bool, not a float), else a clear error."
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"max_length must be an int >= 1, got {max_length!r}")
+    return max_length
+
+def _check_texts(prompts, responses):
+    "Lists of strings, the same length; a clear error naming the row and field otherwise (called when the tokenizer refuses a batch)."
+    for name, xs in (("prompts", prompts), ("responses", responses)):
+        if isinstance(xs, str) or not hasattr(xs, "__len__"): raise TypeError(f"{name} must be a list of strings, got {type(xs).__name__}: {str(xs)[:40]!r}")
+    if len(prompts) != len(responses): raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+
+def _bad_text(prompts, responses)->str:
+    "Which row and field a tokenizer could not encode, and why."
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        for name, v in (("prompt", p), ("response", r)):
+            if not isinstance(v, str): return f"row {i}, field {name!r}: not a string ({type(v).__name__}: {v!r:.40})"
+            try: v.encode("utf-8")
+            except UnicodeEncodeError as e: return f"row {i}, field {name!r}: contains a lone surrogate U+{ord(v[e.start]):04X} at character {e.start} (not valid Unicode text)"
+    return "the tokenizer refused the batch"
+
+# %% ../nbs/02_masking.ipynb #1c7b84ad
 def tokenize_batch(tokenizer,                  # a fast (Rust-backed) Hugging Face tokenizer
                    prompts:list[str],          # prompt texts
                    responses:list[str],        # response texts, same length
@@ -54,22 +76,25 @@ def tokenize_batch(tokenizer,                  # a fast (Rust-backed) Hugging Fa
                   )->dict[str, list[list[int]]]: # input_ids, attention_mask, labels
     "Tokenize each prompt+response as one text; labels -100 on prompt tokens; one supervised EOS appended."
     if not getattr(tokenizer, "is_fast", False): raise TypeError("tokenize_batch needs a fast tokenizer (character offsets)")
-    if len(prompts) != len(responses): raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    if max_length < 1: raise ValueError(f"max_length must be >= 1, got {max_length}")
+    _check_texts(prompts, responses); check_max_length(max_length)
     eos = tokenizer.eos_token_id if eos_id is None else eos_id
     if eos is None: raise ValueError("tokenizer has no eos_token; pass eos_id")
     out = {"input_ids": [], "attention_mask": [], "labels": []}
-    texts = [p + r for p, r in zip(prompts, responses)]
+    try: texts = [p + r for p, r in zip(prompts, responses)]
+    except TypeError as err: raise ValueError(_bad_text(prompts, responses)) from err
     add = _add_special(tokenizer, texts)  # never a doubled BOS
     enc = [None] * len(texts)
     for flag in set(add):
         idx = [i for i, a in enumerate(add) if a == flag]
-        for i, e in zip(idx, _encode(tokenizer, [texts[i] for i in idx], flag)): enc[i] = e
+        try: encoded = _encode(tokenizer, [texts[i] for i in idx], flag)
+        except (TypeError, ValueError) as err: raise ValueError(_bad_text(prompts, responses)) from err
+        for i, e in zip(idx, encoded): enc[i] = e
     for e, p, text in zip(enc, prompts, texts):
         ids = e.ids
         k = _n_masked(e, len(p), len(text))
         labels = [-100] * k + ids[k:]
-        if not ids or ids[-1] != eos: ids.append(eos); labels.append(eos)  # the EOS we add is always supervised
+        # the EOS we add is always supervised; a text that ends in an EOS the *prompt* wrote (masked) still gets one
+        if not ids or ids[-1] != eos or k >= len(ids): ids.append(eos); labels.append(eos)
         if len(ids) > max_length: ids, labels = ids[:max_length], labels[:max_length]
         out["input_ids"].append(ids); out["labels"].append(labels); out["attention_mask"].append([1] * len(ids))
     return out
@@ -90,8 +115,8 @@ def has_supervised(labels)->bool:
     return any(l != -100 for l in reversed(labels))
 
 def unsupervised_drop(row:int, max_length:int)->tuple:
-    "The `FilterReport` entry of a row that truncation left with no supervised label."
-    return (row, "labels", f"no supervised token within max_length={max_length}")
+    "The `FilterReport` entry of a row that truncation left with no supervised label (every row gets a supervised EOS otherwise)."
+    return (row, "labels", f"the prompt fills max_length={max_length}: no response token or EOS left to supervise")
 
 def tokenize_dataset(ds:Dataset,              # rows with `prompt` and `response`
                      tokenizer,
@@ -103,6 +128,10 @@ def tokenize_dataset(ds:Dataset,              # rows with `prompt` and `response
     "Add input_ids, attention_mask and labels to every row; drop (and count) rows with no supervised token."
     for col in ("prompt", "response"):
         if col not in ds.column_names: raise ValueError(f"dataset has no {col!r} column (found {ds.column_names}); run format_prompts first")
+    check_max_length(max_length)
+    if len(ds) == 0:  # `map` never calls the function on no rows, so the token columns would be missing
+        feats = Features({**ds.features, **{c: Sequence(Value("int64")) for c in ("input_ids", "attention_mask", "labels")}})
+        return Dataset.from_dict({c: [] for c in feats}, features=feats), FilterReport("tokenize_dataset")
     fn = lambda b: tokenize_batch(tokenizer, b["prompt"], b["response"], max_length, eos_id)
     ds = ds.map(fn, batched=True, batch_size=batch_size, num_proc=num_proc, desc="tokenize + mask")
     supervised = [has_supervised(ls) for ls in ds.with_format("arrow")["labels"].to_pylist()]

