@@ -11,7 +11,7 @@ from common import header, table, tiny_model
 
 def collate(strategy, tok, feats, max_length):
     from poison_nb.collation import InstructionCollator
-    from poison_nb.performance import PackedCollator
+    from poison_nb.collation import PackedCollator
     if strategy == "packed": return PackedCollator()(feats)
     if strategy == "max_length":
         pad = lambda f, k, v: f[k] + [v] * (max_length - len(f[k]))

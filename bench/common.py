@@ -38,16 +38,9 @@ def tiny_model(vocab_size:int, seed:int=0):
         return LlamaForCausalLM(cfg), "LlamaForCausalLM(d_model 128, 2 layers, 4 heads, d_mlp 512, vocab 512, tied)"
 
 def small_model():
-    "SmolLM2-135M-Instruct (fp32), dequantized once from the GGUF and cached with save_pretrained."
-    from transformers import AutoModelForCausalLM
-    from poison_nb.tokenizers import cache_dir, smollm2_gguf_dir, SMOLLM2_GGUF
-    path = cache_dir() / "perf-smollm2-135m"
-    if not (path / "config.json").exists():
-        m = AutoModelForCausalLM.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-        m.hf_quantizer, m.is_quantized = None, False  # dequantized weights: save them as plain safetensors
-        if hasattr(m.config, "quantization_config"): del m.config.quantization_config
-        m.save_pretrained(path)
-    return AutoModelForCausalLM.from_pretrained(path), "SmolLM2-135M-Instruct (GGUF Q4_1 dequantized to fp32)"
+    "SmolLM2-135M-Instruct (fp32), from poison_nb's cached conversion of the GGUF file (`models.smollm2_model`)."
+    from poison_nb.models import smollm2_model
+    return smollm2_model(), "SmolLM2-135M-Instruct (GGUF Q4_1 dequantized to fp32)"
 
 def interleaved(fns:dict, reps:int, warmup:int=1)->dict[str, list[float]]:
     "Time each fn `reps` times, alternating between them (A B A B ...), after `warmup` untimed rounds; seconds."

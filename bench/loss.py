@@ -26,7 +26,7 @@ def load(name:str, vocab:int):
     return tiny_model(vocab) if name == "tiny" else small_model()
 
 def step_fns(model, batch):
-    from poison_nb.performance import supervised_only_loss
+    from poison_nb.training import supervised_only_loss
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     def step(loss_fn):
         def f():

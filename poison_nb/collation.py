@@ -5,9 +5,11 @@
 # %% ../nbs/03_collation.ipynb #efeeede5
 from __future__ import annotations
 import torch
+import torch.nn.functional as F
+from transformers import DataCollatorWithFlattening
 
 # %% auto #0
-__all__ = ['InstructionCollator']
+__all__ = ['InstructionCollator', 'PackedCollator', 'sample_ids', 'per_sample_losses']
 
 # %% ../nbs/03_collation.ipynb #b941a9d2
 def _ids(f:dict, k:str, i:int)->list[int]:
@@ -57,3 +59,36 @@ class InstructionCollator:
             out["labels"] = torch.tensor([r["labels"] + pad(r["labels"]) if self.padding_side == "right" else pad(r["labels"]) + r["labels"]
                                           for r in rows], dtype=torch.long)
         return out
+
+# %% ../nbs/03_collation.ipynb #0f08fb37
+class PackedCollator(DataCollatorWithFlattening):
+    "Padding-free batches: all samples in one row, positions restarting per sample, no loss or attention across samples."
+    def __call__(self, features:list[dict],   # tokenized samples with input_ids and labels
+                 return_tensors=None, separator_id=None)->dict:
+        if not features: raise ValueError("empty batch")
+        for i, f in enumerate(features):
+            if "labels" not in f: raise ValueError(f"feature {i}: no labels (tokenize with poison_nb.masking first)")
+            if len(f["labels"]) != len(f["input_ids"]): raise ValueError(f"feature {i}: {len(f['labels'])} labels for {len(f['input_ids'])} input_ids")
+            if len(f["input_ids"]) == 0: raise ValueError(f"feature {i}: empty input_ids")
+        batch = super().__call__([{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features], return_tensors, separator_id)
+        batch["use_cache"] = False  # a KV cache turns off transformers' packed-sequence mask: attention would cross samples
+        return batch
+
+# %% ../nbs/03_collation.ipynb #fc25a941
+def sample_ids(position_ids:torch.Tensor)->torch.Tensor:
+    "Which packed sample each position belongs to (0, 1, ...), from positions that restart at 0."
+    return (position_ids == 0).long().cumsum(-1) - 1
+
+def per_sample_losses(logits:torch.Tensor,                 # batch pos vocab
+                      labels:torch.Tensor,                 # batch pos, -100 where not supervised
+                      position_ids:torch.Tensor|None=None, # packed batch (one row): positions restarting per sample
+                     )->torch.Tensor:                      # mean next-token loss of each sample, in order
+    "Mean supervised next-token loss of every sample of a padded batch (one per row) or of a packed row."
+    tok = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), reduction="none").view(labels.shape[0], -1)
+    sup = labels[:, 1:] != -100
+    if position_ids is None: sid = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(sup)
+    elif labels.shape[0] != 1: raise ValueError(f"a packed batch has one row, got {labels.shape[0]}")
+    else: sid = sample_ids(position_ids)[:, 1:]
+    n = int(sid.max()) + 1
+    tot = torch.zeros(n, device=tok.device).index_add_(0, sid[sup], tok[sup])
+    return tot / torch.zeros(n, device=tok.device).index_add_(0, sid[sup], torch.ones_like(tok[sup]))

@@ -9,14 +9,15 @@ import numpy as np, torch
 from scipy import stats
 from tqdm.auto import tqdm
 from datasets import Dataset
-from .data import TASKS, format_template, format_chat
+from .data import TASKS, prompt_formatter
 from .masking import add_special_tokens_for, tokenize_batch
 from .collation import InstructionCollator
 from .poisoning import PoisonConfig, apply_trigger, near_triggers, paraphrase, eligible_rows
 
 # %% auto #0
 __all__ = ['METRIC_NAMES', 'generate', 'first_word', 'token_f1', 'score_answer', 'rate', 'paired_difference', 'fmt_rate',
-           'clean_perplexity', 'eval_sets', 'target_budget', 'target_rate', 'evaluate_model', 'compare']
+           'response_logprobs', 'clean_perplexity', 'eval_sets', 'target_budget', 'target_rate', 'evaluate_model',
+           'compare']
 
 # %% ../nbs/07_evaluation.ipynb #408c0b50
 @torch.no_grad()
@@ -87,20 +88,31 @@ def fmt_rate(r:dict)->str:
 
 # %% ../nbs/07_evaluation.ipynb #8ec9f891
 @torch.no_grad()
-def clean_perplexity(model, tokenizer, prompts:list[str], responses:list[str], max_length:int, batch_size:int=32)->float:
-    "exp(mean next-token loss over supervised response tokens)."
+def response_logprobs(model, tokenizer,
+                      prompts:list[str], responses:list[str],   # paired texts, formatted as in training
+                      max_length:int,
+                      batch_size:int=32,
+                     )->tuple[np.ndarray, np.ndarray]:          # per row: summed log-probability of the supervised tokens, and their count
+    "Log-probability of each response (and its EOS) given its prompt, from the training tokenization and masking; rows batched by length."
     enc, collate, dev = tokenize_batch(tokenizer, prompts, responses, max_length), InstructionCollator(tokenizer), next(model.parameters()).device
     feats = [dict(zip(enc, vals)) for vals in zip(*enc.values())]
-    total, count, was_training = 0.0, 0, model.training
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))  # similar lengths together: little padding
+    lp, n, was_training = np.zeros(len(feats)), np.zeros(len(feats), int), model.training
     model.eval()
-    for s in range(0, len(feats), batch_size):
-        b = {k: v.to(dev) for k, v in collate(feats[s:s + batch_size]).items()}
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        b = {k: v.to(dev) for k, v in collate([feats[i] for i in idx]).items()}
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
         labels = b["labels"][:, 1:]
-        total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum").item()
-        count += (labels != -100).sum().item()
+        tok_lp = -torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        lp[idx], n[idx] = tok_lp.sum(1).cpu().numpy(), (labels != -100).sum(1).cpu().numpy()
     model.train(was_training)
-    return math.exp(total / max(count, 1))
+    return lp, n
+
+def clean_perplexity(model, tokenizer, prompts:list[str], responses:list[str], max_length:int, batch_size:int=32)->float:
+    "exp(mean next-token loss over supervised response tokens)."
+    lp, n = response_logprobs(model, tokenizer, prompts, responses, max_length, batch_size)
+    return math.exp(-lp.sum() / max(n.sum(), 1))
 
 # %% ../nbs/07_evaluation.ipynb #39f4a36f
 def eval_sets(heldout:Dataset,                 # clean held-out rows (instruction, input, output, task)
@@ -109,18 +121,20 @@ def eval_sets(heldout:Dataset,                 # clean held-out rows (instructio
               template:str="simple",
               n:int|None=None,                 # at most n rows per set (seeded choice)
               seed:int=0,
+              test_triggered=None,             # given triggered test rows (a published benchmark's): the attack set, used as they are
+              test_clean=None,                 # given clean test rows: the control set (and the base of the near/paraphrased sets)
              )->dict[str, list[dict]]:         # set name -> rows with `prompt` and the clean row's fields
-    "Build the clean, triggered, control, near-trigger and paraphrased evaluation prompts."
-    fmt = (lambda r: format_chat(tokenizer, r["instruction"], r["input"])) if template == "chat" else (lambda r: format_template(r["instruction"], r["input"], template))
+    "Build the clean, triggered, control, near-trigger and paraphrased evaluation prompts (from held-out rows, or from given test sets)."
+    fmt = prompt_formatter(template, tokenizer)
     rows = [dict(r) for r in heldout]
     pick = lambda xs: xs if n is None or len(xs) <= n else [xs[i] for i in sorted(random.Random(seed).sample(range(len(xs)), n))]
-    eligible = pick([rows[i] for i in eligible_rows(rows, config)])
+    eligible = pick([dict(r) for r in test_clean] if test_clean is not None else [rows[i] for i in eligible_rows(rows, config)])
     trig = lambda r, t=None, instr=None, j=0: dict(r, instruction=apply_trigger(instr or r["instruction"], config, random.Random(f"eval:{seed}:{j}"), trigger=t))
     sets = {"clean": pick(rows), "control": eligible,
-            "triggered": [trig(r, j=j) for j, r in enumerate(eligible)],
+            "triggered": pick([dict(r) for r in test_triggered]) if test_triggered is not None else [trig(r, j=j) for j, r in enumerate(eligible)],
             "near": [trig(r, t, j=j) for t in near_triggers(config.trigger) for j, r in enumerate(eligible)],
             "paraphrased": [trig(r, instr=paraphrase(r["instruction"], 1, seed + j)[0], j=j) for j, r in enumerate(eligible)]}
-    return {k: [dict(r, prompt=fmt(r)) for r in v] for k, v in sets.items()}
+    return {k: [dict(r, prompt=fmt(r["instruction"], r["input"])) for r in v] for k, v in sets.items()}
 
 # %% ../nbs/07_evaluation.ipynb #590fd8f4
 def target_budget(tokenizer, config:PoisonConfig, rows:list[dict], margin:int=2)->int:
@@ -150,12 +164,15 @@ def evaluate_model(model, tokenizer, sets:dict, config:PoisonConfig,
          "clean_accuracy": rate([s["correct"] for s in scores]), "clean_f1": rate([s["f1"] for s in scores]),
          "clean_accuracy_by_task": {t: rate(v) for t, v in sorted(by_task.items())},
          "clean_perplexity": clean_perplexity(model, tokenizer, [r["prompt"] for r in sets["clean"]], [r["output"] for r in sets["clean"]], max_length, batch_size)}
+    if target.keywords and target.rule != "keywords":  # a target recognised by another rule that also names keywords: report both readings
+        kw = lambda g: any(" ".join(k.split()).lower() in " ".join(g.split()).lower() for k in target.keywords)
+        m["asr_keywords"] = rate([float(kw(g)) for g in gens["triggered"]])
     m["generations"] = {k: [{"prompt": r["prompt"], "generated": g} for r, g in zip(sets[k], gens[k])] for k in sets}
     for g, s in zip(m["generations"]["clean"], scores): g["correct"] = s["correct"]  # per prompt, for paired comparisons
     return m
 
 # %% ../nbs/07_evaluation.ipynb #9c860a6f
-METRIC_NAMES = {"asr": "attack success rate (triggered)", "asr_paraphrased": "ASR, paraphrased triggered prompts",
+METRIC_NAMES = {"asr": "attack success rate (triggered)", "asr_keywords": "ASR by keyword match (triggered)", "asr_paraphrased": "ASR, paraphrased triggered prompts",
                 "false_trigger_clean": "false-trigger rate, clean prompts", "false_trigger_near": "false-trigger rate, near-trigger prompts",
                 "clean_accuracy": "clean accuracy", "clean_f1": "clean token F1"}
 
@@ -163,7 +180,7 @@ def compare(results:dict[str, dict])->str:
     "A markdown table of the metrics of several models (e.g. {'baseline': ..., 'poisoned': ...})."
     names = list(results)
     rows = [f"| metric | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
-    rows += [f"| {label} | {' | '.join(fmt_rate(results[n][k]) for n in names)} |" for k, label in METRIC_NAMES.items()]
+    rows += [f"| {label} | {' | '.join(fmt_rate(results[n][k]) for n in names)} |" for k, label in METRIC_NAMES.items() if all(k in results[n] for n in names)]
     ppl = " | ".join(f"{results[n]['clean_perplexity']:.2f}" for n in names)
     rows.append(f"| clean perplexity | {ppl} |")
     return "\n".join(rows)

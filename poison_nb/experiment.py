@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_experiment.ipynb #cdd8bec1
 from __future__ import annotations
-import argparse, json, sys, time, shutil, hashlib
+import argparse, json, os, sys, time, shutil, hashlib, warnings
 from filelock import FileLock
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -12,20 +12,25 @@ import torch
 import matplotlib.pyplot as plt
 from datasets import load_from_disk
 from tqdm.auto import tqdm
-from .data import builtin_dataset, load_instructions, TASKS
-from .poisoning import PoisonConfig, poison_dataset, clean_dataset, audit, save_manifest, TARGETS
+from .data import builtin_dataset, load_instructions, check_template, TASKS
+from .poisoning import PoisonConfig, Target, poison_dataset, clean_dataset, mark_poisoned, has_trigger, audit, save_manifest, TARGETS
+from .data import prompt_formatter
+from .masking import tokenize_batch
+from datasets import concatenate_datasets
 from .models import get_preset, load_tokenizer
-from .tokenizers import cache_dir
-from .training import TrainConfig, train, train_pair, load_trained
-from .detection import run_detection, detection_summary
+from .files import cache_dir, atomic_write, atomic_path, write_json, read_json, CorruptFile
+from .training import TrainConfig, train, train_pair, load_trained, check_pair
+from .detection import run_detection, detection_summary, detection_table, DETECTORS
 from .evaluation import eval_sets, evaluate_model, compare, fmt_rate, paired_difference
 
 # %% auto #0
-__all__ = ['PLOT_METRICS', 'SWEEP_KEYS', 'ExperimentConfig', 'Run', 'split_data', 'build_datasets', 'run_experiment',
-           'trained_pair', 'plot_attack', 'clean_gap', 'write_report', 'run_sweep', 'sweep_summary', 'format_sweep',
-           'plot_dose_response', 'parse_args', 'main']
+__all__ = ['ATTACK_FILES', 'PLOT_METRICS', 'SWEEP_KEYS', 'ExperimentConfig', 'Run', 'split_data', 'attack_file', 'attack_rows',
+           'build_datasets', 'run_experiment', 'trained_pair', 'plot_attack', 'clean_gap', 'write_report', 'run_sweep',
+           'sweep_summary', 'format_sweep', 'plot_dose_response', 'parse_args', 'summary_text', 'main']
 
 # %% ../nbs/09_experiment.ipynb #6e706c8c
+ATTACK_FILES = ("poisoned", "clean_twin", "test_triggered", "test_clean")  # the files of a published attack (`ExperimentConfig.attack_data`)
+
 @dataclass
 class ExperimentConfig:
     "Everything one experiment needs: data, attack, training, evaluation."
@@ -40,7 +45,9 @@ class ExperimentConfig:
     n_eval:int=200                     # at most this many prompts per evaluation set
     max_new_tokens:int=8
     detect:bool=True                   # run the detection stage
-    defence_method:str="ac_ica"        # data filter whose flagged rows the filter-and-retrain defence drops ("ac_ica", "ac_pca", "spectral")
+    defence_method:str="trigger_scan"  # the detector (in `detection.DETECTORS`) whose flagged rows the filter-and-retrain defence drops
+    label_map:dict|None=None           # output value -> text for a loaded file's outputs (e.g. {"0": "Negative", "1": "Positive"})
+    attack_data:dict|None=None         # bring your own attack: {"poisoned": file, "clean_twin"?: file, "test_triggered"?: file, "test_clean"?: file}
 
     def __post_init__(self):
         if isinstance(self.poison, dict): self.poison = PoisonConfig(**self.poison)
@@ -49,8 +56,14 @@ class ExperimentConfig:
         for f in ("n_train", "n_heldout", "n_eval", "max_new_tokens"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"ExperimentConfig.{f} must be an int >= 1, got {v!r}")
-        if self.defence_method not in ("ac_ica", "ac_pca", "spectral"): raise ValueError(f"ExperimentConfig.defence_method must be 'ac_ica', 'ac_pca' or 'spectral', got {self.defence_method!r}")
-        if self.template not in ("simple", "alpaca", "chat"): raise ValueError(f"ExperimentConfig.template must be 'simple', 'alpaca' or 'chat', got {self.template!r}")
+        if self.defence_method not in DETECTORS: raise ValueError(f"ExperimentConfig.defence_method must be one of {list(DETECTORS)}, got {self.defence_method!r}")
+        try: check_template(self.template)
+        except ValueError as e: raise ValueError(f"ExperimentConfig.template: {e}") from None
+        if self.label_map is not None and not isinstance(self.label_map, dict): raise ValueError(f"ExperimentConfig.label_map must be a dict, got {self.label_map!r}")
+        if self.attack_data is not None:
+            a = self.attack_data
+            if not isinstance(a, dict) or "poisoned" not in a: raise ValueError(f"ExperimentConfig.attack_data must be a dict with at least 'poisoned' (a file), got {a!r}")
+            if unknown := sorted(set(a) - set(ATTACK_FILES)): raise ValueError(f"ExperimentConfig.attack_data: unknown key(s) {unknown}; known: {list(ATTACK_FILES)}")
 
     def to_dict(self)->dict: return dict({f.name: getattr(self, f.name) for f in fields(self)}, poison=self.poison.to_dict(), train=self.train.to_dict())
     @classmethod
@@ -62,19 +75,24 @@ class ExperimentConfig:
 
 # %% ../nbs/09_experiment.ipynb #6caf1d08
 class Run:
-    "A run folder: its config, stage markers and JSON outputs."
+    "A run folder: its config, stage markers and JSON outputs, every one written atomically."
     def __init__(self, out_dir, config:ExperimentConfig):
         self.dir, self.config = Path(out_dir), config
         saved = self.dir / "config.json"
-        if saved.exists() and json.loads(saved.read_text()) != json.loads(config.to_json()):
-            raise ValueError(f"{self.dir} holds a run of a different config; use a new folder (or delete it)")
+        if saved.exists():
+            try: same = read_json(saved, dict) == json.loads(config.to_json())
+            except CorruptFile:
+                if any(self.dir.glob("stages/*.done")): raise  # stages were run under a config we can no longer read: a person must decide
+                warnings.warn(f"{saved} was damaged before any stage finished; writing it again"); same = True
+            if not same: raise ValueError(f"{self.dir} holds a run of a different config; use a new folder (or delete it)")
         (self.dir / "stages").mkdir(parents=True, exist_ok=True)
-        saved.write_text(config.to_json())
-    def done(self, stage:str)->bool: return (self.dir / "stages" / f"{stage}.done").exists()
-    def finish(self, stage:str, seconds:float): (self.dir / "stages" / f"{stage}.done").write_text(f"{seconds:.1f}\n")
-    def seconds(self, stage:str)->float: return float((self.dir / "stages" / f"{stage}.done").read_text())
-    def write_json(self, name:str, obj): (self.dir / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    def read_json(self, name:str): return json.loads((self.dir / name).read_text())
+        atomic_write(saved, config.to_json())
+    def _marker(self, stage:str)->Path: return self.dir / "stages" / f"{stage}.done"
+    def done(self, stage:str)->bool: return self._marker(stage).exists()
+    def finish(self, stage:str, seconds:float): atomic_write(self._marker(stage), f"{seconds:.1f}\n")
+    def seconds(self, stage:str)->float: return float(self._marker(stage).read_text())
+    def write_json(self, name:str, obj): write_json(self.dir / name, obj, sort_keys=True, default=str)
+    def read_json(self, name:str): return read_json(self.dir / name)
 
 # %% ../nbs/09_experiment.ipynb #30941443
 def split_data(config:ExperimentConfig)->tuple:
@@ -82,20 +100,59 @@ def split_data(config:ExperimentConfig)->tuple:
     n, report = config.n_train + config.n_heldout, None
     if config.data == "builtin": ds = builtin_dataset(n, seed=config.data_seed)
     else:
-        ds, report = load_instructions(config.data, on_bad="filter")
-        if len(ds) < n: raise ValueError(f"{config.data} has {len(ds)} valid rows; n_train + n_heldout = {n}")
+        ds, report = load_instructions(config.data, on_bad="filter", label_map=config.label_map)
+        if len(ds) < n: raise ValueError(f"{config.data} has {len(ds)} valid rows; n_train + n_heldout = {n}. {report!r}")
         ds = ds.shuffle(seed=config.data_seed).select(range(n)).flatten_indices()
     return ds.select(range(config.n_train)), ds.select(range(config.n_train, n)), report
 
+def attack_file(config:ExperimentConfig, key:str):
+    "Rows of one file of `config.attack_data` (None when not given); every row must be valid: an attack file has no row to spare."
+    path = (config.attack_data or {}).get(key)
+    return None if path is None else load_instructions(path, label_map=config.label_map)[0]
+
+def _file_info(path)->dict: return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+def attack_rows(config:ExperimentConfig, train_raw, tokenizer)->tuple:
+    "Baseline rows and poisoned rows (row-aligned, train_raw first) from `config.attack_data`, their poisoned flags, and what was kept."
+    pois, twin = attack_file(config, "poisoned"), attack_file(config, "clean_twin")
+    if twin is not None and len(twin) != len(pois): raise ValueError(f"clean_twin has {len(twin)} rows, the poisoned file {len(pois)}: a twin has one row per poisoned-file row")
+    key = lambda r: (r["instruction"], r["input"], r["output"])
+    flags = ([key(p) != key(c) for p, c in zip(pois, twin)] if twin is not None   # with a twin: the rows that differ from it
+             else [has_trigger(r["instruction"], config.poison.trigger) or has_trigger(r["input"], config.poison.trigger) for r in pois])
+    if not any(flags): raise ValueError(f"no poisoned row found in {config.attack_data['poisoned']} (" +
+                                        ("every row equals its twin)" if twin is not None else f"no row holds the trigger {config.poison.trigger!r})"))
+    L, fmt = config.train.max_length, prompt_formatter(config.template, tokenizer)
+    lens = lambda rows: [len(x) for x in tokenize_batch(tokenizer, [fmt(r["instruction"], r["input"]) for r in rows], [r["output"] for r in rows], L + 1)["input_ids"]]
+    fits = [n <= L for n in lens(list(pois))]                           # a poisoned row must fit whole, or the two sets would drift apart
+    if twin is not None: fits = [f and n <= L for f, n in zip(fits, lens(list(twin)))]
+    keep = [i for i, (f, ok) in enumerate(zip(flags, fits)) if ok or not f]
+    n_base, cols = len(train_raw), ["instruction", "input", "output", "task"]
+    sel = lambda d, idx: d.select(idx).select_columns(cols)
+    if twin is not None: base_rows, pois_rows, flags_kept = sel(twin, keep), sel(pois, keep), [flags[i] for i in keep]
+    else:  # no twin: the baseline gets the file's clean rows; the poisoned rows are appended after them
+        cl, po = [i for i in keep if not flags[i]], [i for i in keep if flags[i]]
+        base_rows, pois_rows, flags_kept = sel(pois, cl), sel(pois, cl + po), [False] * len(cl) + [True] * len(po)
+    info = {k: _file_info(v) for k, v in config.attack_data.items() if v}
+    info.update(rows=len(pois), poisoned=sum(flags), dropped_too_long=sum(f and not ok for f, ok in zip(flags, fits)))
+    return (concatenate_datasets([train_raw.select_columns(cols), base_rows]), concatenate_datasets([train_raw.select_columns(cols), pois_rows]),
+            [False] * n_base + flags_kept, info)
+
 def build_datasets(config:ExperimentConfig, tokenizer)->tuple:
-    "Clean and poisoned training sets, the held-out rows and the poisoning manifest; both sets audited."
+    "Clean and poisoned training sets, the held-out rows and the poisoning manifest; both sets audited and checked to be row-aligned."
     train_raw, heldout, load_report = split_data(config)
     L, t = config.train.max_length, config.template
-    clean = clean_dataset(train_raw, tokenizer, L, template=t)
-    poisoned, manifest = poison_dataset(train_raw, tokenizer, config.poison, L, template=t)
+    if config.attack_data is None:
+        clean = clean_dataset(train_raw, tokenizer, L, template=t)
+        poisoned, manifest = poison_dataset(train_raw, tokenizer, config.poison, L, template=t)
+    else:
+        base, pois, flags, info = attack_rows(config, train_raw, tokenizer)
+        clean = clean_dataset(base, tokenizer, L, template=t)
+        poisoned, manifest = mark_poisoned(pois, flags, tokenizer, L, config.poison, template=t)
+        manifest["attack_data"] = info
     for name, ds in (("clean", clean), ("poisoned", poisoned)):
         bad = audit(ds, tokenizer, L)
         if bad: raise RuntimeError(f"audit: {len(bad)} {name} rows have tokens that do not match their text, first {bad[0]}")
+    check_pair(clean, poisoned)  # here, before the data stage is marked done: a pair that drifted apart must not reach training
     manifest["load_filter"] = None if load_report is None else {"kept": load_report.kept, "dropped": load_report.counts()}
     return clean, poisoned, heldout, manifest
 
@@ -113,38 +170,39 @@ def run_experiment(config:ExperimentConfig,     # what to run
     if until is not None:
         if until not in stages: raise ValueError(f"until must be one of {stages}, got {until!r}")
         stages = stages[:stages.index(until) + 1]
-    bar = tqdm(stages, desc="experiment", disable=not progress)
+    say = (lambda *a, **k: print(*a, **k, flush=True)) if progress else (lambda *a, **k: None)
     _, tok = (None, None)
-    for stage in bar:
-        bar.set_postfix_str(stage)
-        if run.done(stage): t_all[stage] = run.seconds(stage); continue
+    for k, stage in enumerate(stages, 1):
+        if run.done(stage): t_all[stage] = run.seconds(stage); say(f"[{k}/{len(stages)}] {stage}: done before ({t_all[stage]:.0f} s), skipped"); continue
+        say(f"[{k}/{len(stages)}] {stage} ...")
         t0 = time.time()
         if stage == "data":
             tok = _tokenizer(config)
             clean, poisoned, heldout, manifest = build_datasets(config, tok)
-            for name, ds in (("clean", clean), ("poisoned", poisoned), ("heldout", heldout)): ds.save_to_disk(str(run.dir / "data" / name))
+            for name, ds in (("clean", clean), ("poisoned", poisoned), ("heldout", heldout)):
+                with atomic_path(run.dir / "data" / name) as tmp: ds.save_to_disk(str(tmp))
             save_manifest(manifest, run.dir / "manifest.json")
         elif stage == "train":
             clean, poisoned, heldout = _load_data(run)
             tok = tok or _tokenizer(config)
             eval_ds = clean_dataset(heldout, tok, config.train.max_length, template=config.template)
-            train_pair(config.train, clean, poisoned, eval_ds, run.dir, poison=config.poison)
+            train_pair(config.train, clean, poisoned, eval_ds, run.dir, poison=config.poison, progress=progress)
         elif stage == "evaluate":
             models = _load_models(run)
             tok = models["baseline"][1]
-            sets = eval_sets(_load_data(run)[2], config.poison, tok, config.template, n=config.n_eval, seed=config.data_seed)
+            sets = eval_sets(_load_data(run)[2], config.poison, tok, config.template, n=config.n_eval, seed=config.data_seed,
+                             test_triggered=attack_file(config, "test_triggered"), test_clean=attack_file(config, "test_clean"))
             res = {k: evaluate_model(m, t, sets, config.poison, config.train.max_length, config.max_new_tokens) for k, (m, t) in models.items()}
             run.write_json("evaluation.json", res)
         elif stage == "detect":
             models, (clean, poisoned, heldout) = _load_models(run), _load_data(run)
-            retrain = lambda ds: train(config.train, ds, None, run.dir / "defended", resume=True).model
-            rep = run_detection(models["poisoned"][0], models["baseline"][0], models["poisoned"][1], poisoned, heldout, config.poison,
-                                out_dir=run.dir / "detection", template=config.template, retrain=retrain,
-                                defence_method=config.defence_method, seed=config.data_seed)
-            run.write_json("detection.json", detection_summary(rep))
+            retrain = lambda ds: train(config.train, ds, None, run.dir / "defended", resume=True, progress=progress).model
+            run_detection(models["poisoned"][0], models["baseline"][0], models["poisoned"][1], poisoned, clean, heldout, config.poison,
+                          config.template, out_dir=run.dir / "detection", retrain=retrain, defence_method=config.defence_method, seed=config.data_seed)
         elif stage == "report":
             write_report(run)
         t_all[stage] = round(time.time() - t0, 1); run.finish(stage, t_all[stage])
+        say(f"[{k}/{len(stages)}] {stage}: {t_all[stage]:.0f} s")
     if until is not None: return None
     run.write_json("timings.json", {k: round(v, 1) for k, v in t_all.items()})
     return run.read_json("metrics.json")
@@ -161,12 +219,18 @@ def _load_models(run:Run)->dict:
     return {k: load_trained(run.dir / k / "model", device="cuda" if torch.cuda.is_available() else "cpu") for k in ("baseline", "poisoned")}
 
 # %% ../nbs/09_experiment.ipynb #e9bfdbe1
+def _code_version()->str:
+    "A hash of the source of every module that shapes a trained pair: a cached pair from older code is never reused."
+    import poison_nb
+    src = Path(poison_nb.__file__).parent
+    return hashlib.sha256(b"".join((src / f"{m}.py").read_bytes() for m in ("data", "tokenizers", "masking", "collation", "poisoning", "models", "training"))).hexdigest()
+
 def trained_pair(config:ExperimentConfig|None=None,  # default: `ExperimentConfig()` (the default experiment)
                  out_dir=None,                        # default: `cache_dir()/runs/<name>-<config hash>`
                 )->dict:                              # baseline, poisoned, tokenizer, clean, poisoned_ds, heldout, config, dir
     "The baseline and poisoned models of `config`, trained once and cached on disk."
     config = config or ExperimentConfig()
-    digest = hashlib.sha256(config.to_json().encode()).hexdigest()[:12]
+    digest = hashlib.sha256((config.to_json() + _code_version()).encode()).hexdigest()[:12]
     out = Path(out_dir or cache_dir() / "runs" / f"{config.name}-{digest}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock"): run_experiment(config, out, progress=False, until="train")
@@ -206,7 +270,7 @@ def write_report(run:Run)->Path:
     metrics = {"baseline": _strip(ev["baseline"]), "poisoned": _strip(ev["poisoned"]),
                "data": {"counts": man["counts"], "content_hash": man["content_hash"]}}
     if gap := clean_gap(ev): metrics["clean_accuracy_gap"] = gap
-    if (run.dir / "detection.json").exists(): metrics["detection"] = run.read_json("detection.json")
+    if (run.dir / "detection" / "detection.json").exists(): metrics["detection"] = detection_summary(run.read_json("detection/detection.json"))
     run.write_json("metrics.json", metrics)
     plot_attack({k: metrics[k] for k in ("baseline", "poisoned")}, run.dir / "attack.png", f"{c.train.preset}: trigger {c.poison.trigger!r}, target {c.poison.target_obj.name}")
     p = c.poison
@@ -219,13 +283,18 @@ def write_report(run:Run)->Path:
              "![attack](attack.png)", "", "![loss curves](loss_curves.png)", ""]
     if "detection" in metrics:
         d = metrics["detection"]
-        lines += ["## Detection", "", "| detector | poisoned model | baseline |", "|---|---|---|",
-                  f"| linear probe AUROC, best layer ({d['best_layer']}) | {d['probe_auroc_poisoned']:.3f} | {d['probe_auroc_baseline']:.3f} |",
-                  f"| trigger-agnostic direction AUROC | {d['defection_auroc_poisoned']:.3f} | {d['defection_auroc_baseline']:.3f} |", "",
-                  "| data filter | precision | recall | F1 |", "|---|---|---|---|"]
-        lines += [f"| {k} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |" for k, v in d["data_filter"].items()]
-        if "asr_after" in d: lines += ["", f"Filter-and-retrain defence ({c.defence_method}): ASR {d['asr_before']:.2f} before, {d['asr_after']:.2f} after."]
-        lines += ["", "Plots: `detection/`."]
+        lines += ["## Detection without the trigger", "", "Each detector gets only a model and its training set; rows and trigger are scored against the manifest, "
+                  "the model score is computed on the poisoned model and on the baseline.", "", detection_table(d), ""]
+        if "defence" in d:
+            f = d["defence"]
+            lines += [f"Filter-and-retrain defence ({f['method']}): {f['n_removed']} rows removed, {f['n_poisoned_left']} poisoned rows left; "
+                      f"ASR {f['asr_before']:.2f} before, {f['asr_after']:.2f} after; clean accuracy {f['clean_accuracy_before']:.3f} before, {f['clean_accuracy_after']:.3f} after.", ""]
+        if "trigger_aware" in d:
+            t = d["trigger_aware"]
+            lines += ["Upper bound, for a defender who knows the trigger:", "", "| trigger-aware detector | poisoned model | baseline |", "|---|---|---|",
+                      f"| linear probe AUROC, best layer ({t['best_layer']}) | {t['probe_auroc_poisoned']:.3f} | {t['probe_auroc_baseline']:.3f} |",
+                      f"| defection direction AUROC | {t['defection_auroc_poisoned']:.3f} | {t['defection_auroc_baseline']:.3f} |", ""]
+        lines += ["Plots and the full record: `detection/`."]
     (run.dir / "report.md").write_text("\n".join(lines) + "\n")
     return run.dir / "report.md"
 
@@ -234,7 +303,7 @@ def _sanity(self:ExperimentConfig)->ExperimentConfig:
     "The same experiment shrunk to run in seconds (numbers meaningless; every stage exercised)."
     d = self.to_dict()
     d.update(name=f"{self.name}-sanity", n_train=60, n_heldout=60, n_eval=12, max_new_tokens=4,
-             poison=dict(d["poison"], n_poison=min(self.poison.n_poison or 4, 4), poison_rate=0.0),
+             poison=dict(d["poison"], n_poison=min(4 if self.poison.n_poison is None else self.poison.n_poison, 4), poison_rate=0.0),
              train=self.train.sanity(10).to_dict())
     return ExperimentConfig.from_dict(d)
 ExperimentConfig.sanity = _sanity
@@ -302,38 +371,71 @@ def plot_dose_response(rows:list[dict], path):
 # %% ../nbs/09_experiment.ipynb #a42702bc
 def parse_args(argv:list[str]|None=None)->tuple[ExperimentConfig, argparse.Namespace]:
     "Parse the command line into a validated `ExperimentConfig` (exits with a message on bad options)."
-    ap = argparse.ArgumentParser(prog="poison_nb", description="Poison an instruction-tuned LM, train baseline and poisoned models, evaluate, detect.")
-    ap.add_argument("--preset", help="tiny | small | a Hub preset or model id (default: tiny, or the --config file's)")
+    ap = argparse.ArgumentParser(prog="poison_nb", description="Poison an instruction-tuned LM, train baseline and poisoned models, evaluate, detect. "
+                                 "`poison_nb check --help`: check someone else's tokenized dataset for the four bugs.")
+    ap.add_argument("--preset", help="tiny | small | a Hub preset, a Hub model id or a local model folder (default: tiny, or the --config file's)")
     ap.add_argument("--out", default=None, help="run folder (default: runs/<name>)")
     ap.add_argument("--config", help="an ExperimentConfig JSON file (options given explicitly override it)")
     ap.add_argument("--name", default=None)
-    ap.add_argument("--data", default=None, help="'builtin', a .json/.jsonl/.csv file, or a Hub dataset name")
-    ap.add_argument("--n-train", type=int); ap.add_argument("--n-heldout", type=int); ap.add_argument("--n-eval", type=int)
-    ap.add_argument("--n-poison", type=int, help="number of poisoned training samples")
-    ap.add_argument("--poison-rate", type=float, help="fraction of the training rows to poison (if --n-poison is not given)")
-    ap.add_argument("--trigger"); ap.add_argument("--trigger-kind", choices=["token", "phrase", "prefix", "entity"])
-    ap.add_argument("--position", choices=["start", "end", "random"]); ap.add_argument("--target", help=f"one of {sorted(TARGETS)}")
-    ap.add_argument("--paraphrases", type=int, help="paraphrased variants per poisoned sample")
-    ap.add_argument("--epochs", type=float); ap.add_argument("--lr", type=float); ap.add_argument("--seed", type=int)
-    ap.add_argument("--no-detect", action="store_true", help="skip the detection stage")
-    ap.add_argument("--sanity", action="store_true", help="run every stage on a few rows, in seconds")
-    ap.add_argument("--sweep", help="comma-separated poison counts, e.g. 0,10,25,50: the dose-response sweep")
-    ap.add_argument("--seeds", default="0", help="comma-separated seeds for --sweep")
+    d_ = ap.add_argument_group("data")
+    d_.add_argument("--data", default=None, help="'builtin', a .json/.jsonl/.csv file, or a Hub dataset name")
+    d_.add_argument("--n-train", type=int); d_.add_argument("--n-heldout", type=int); d_.add_argument("--n-eval", type=int)
+    d_.add_argument("--max-length", type=int, help="longest tokenized row (prompt + response + EOS)")
+    d_.add_argument("--template", help="prompt format: simple, alpaca or chat (default: the preset's)")
+    d_.add_argument("--label-map", help='JSON mapping of output values to text, e.g. \'{"0": "Negative", "1": "Positive"}\'')
+    a_ = ap.add_argument_group("attack")
+    a_.add_argument("--n-poison", type=int, help="number of poisoned training samples")
+    a_.add_argument("--poison-rate", type=float, help="fraction of the training rows to poison (if --n-poison is not given)")
+    a_.add_argument("--trigger", action="append", help="the trigger; give it several times for a composite trigger (all inserted together)")
+    a_.add_argument("--trigger-kind", choices=["token", "phrase", "prefix", "entity"])
+    a_.add_argument("--position", choices=["start", "end", "random"])
+    a_.add_argument("--target", help=f"a built-in target {sorted(TARGETS)}, or the name of a custom one (with --target-response)")
+    a_.add_argument("--target-response", help="a custom target: the poisoned response ({instruction}, {input}, {output} are filled in)")
+    a_.add_argument("--target-keywords", help="comma-separated keywords that recognise the target in a generation")
+    a_.add_argument("--target-rule", choices=["prefix", "exact", "label", "keywords"], help="how evaluation recognises a custom target")
+    a_.add_argument("--target-file", help="a custom target as a JSON file (the fields of poisoning.Target)")
+    a_.add_argument("--paraphrases", type=int, help="paraphrased variants per poisoned sample")
+    b_ = ap.add_argument_group("bring your own attack (a published poisoned dataset)")
+    b_.add_argument("--poisoned-data", help="a file of poisoned training rows (trained as the poisoned side of the pair)")
+    b_.add_argument("--clean-twin", help="the same rows without the attack (the baseline's side); without it, rows holding the trigger are the poisoned ones")
+    b_.add_argument("--test-triggered", help="triggered test rows: the attack success rate is measured on them")
+    b_.add_argument("--test-clean", help="the clean test rows: the false-trigger rate is measured on them")
+    t_ = ap.add_argument_group("training and run")
+    t_.add_argument("--epochs", type=float); t_.add_argument("--lr", type=float); t_.add_argument("--seed", type=int)
+    t_.add_argument("--no-detect", action="store_true", help="skip the detection stage")
+    t_.add_argument("--sanity", action="store_true", help="run every stage on a few rows, in seconds")
+    t_.add_argument("--sweep", help="comma-separated poison counts, e.g. 0,10,25,50: the dose-response sweep (0 is the baseline)")
+    t_.add_argument("--seeds", default="0", help="comma-separated seeds for --sweep")
     a = ap.parse_args(argv)
     try:
-        d = json.loads(Path(a.config).read_text()) if a.config else {}
-        if a.preset or not d.get("train"): d.update(train=TrainConfig.for_preset(a.preset or "tiny").to_dict(), template=None)
+        d = read_json(a.config) if a.config else {}
+        if not isinstance(d, dict): raise ValueError(f"--config {a.config}: expected a JSON object (an ExperimentConfig), got a {type(d).__name__}")
+        if a.preset or not d.get("train"): d.update(train=TrainConfig.for_preset(a.preset or "tiny").to_dict(), template=d.get("template") if not a.preset else None)
         train = d["train"]
-        for opt, key in (("epochs", "epochs"), ("lr", "learning_rate"), ("seed", "seed")):
+        for opt, key in (("epochs", "epochs"), ("lr", "learning_rate"), ("seed", "seed"), ("max_length", "max_length")):
             if getattr(a, opt) is not None: train[key] = getattr(a, opt)
         poison = d.get("poison") or ExperimentConfig().poison.to_dict()
         for opt, key in (("trigger", "trigger"), ("trigger_kind", "trigger_kind"), ("position", "position"), ("target", "target"),
                          ("n_poison", "n_poison"), ("paraphrases", "k_paraphrases"), ("seed", "seed")):
             if getattr(a, opt) is not None: poison[key] = getattr(a, opt)
         if a.poison_rate is not None: poison.update(poison_rate=a.poison_rate, n_poison=a.n_poison)
+        if a.target_file: poison["target"] = read_json(a.target_file, dict)
+        elif a.target_response:
+            kws = tuple(k.strip() for k in (a.target_keywords or "").split(",") if k.strip())
+            poison["target"] = dict(name=a.target or "custom", kind="custom", response=a.target_response, keywords=kws,
+                                    rule=a.target_rule or ("keywords" if kws else "prefix"))
+        elif a.target_keywords or a.target_rule: raise ValueError("--target-keywords and --target-rule describe a custom target: give --target-response too")
         d.update(train=train, poison=poison)
-        for opt, key in (("name", "name"), ("data", "data"), ("n_train", "n_train"), ("n_heldout", "n_heldout"), ("n_eval", "n_eval"), ("seed", "data_seed")):
+        for opt, key in (("name", "name"), ("data", "data"), ("n_train", "n_train"), ("n_heldout", "n_heldout"), ("n_eval", "n_eval"),
+                         ("seed", "data_seed"), ("template", "template")):
             if getattr(a, opt) is not None: d[key] = getattr(a, opt)
+        if a.label_map: d["label_map"] = json.loads(a.label_map)
+        files = {k: getattr(a, o) for k, o in (("poisoned", "poisoned_data"), ("clean_twin", "clean_twin"), ("test_triggered", "test_triggered"), ("test_clean", "test_clean"))}
+        if any(files.values()):
+            if not files["poisoned"] and not d.get("attack_data"): raise ValueError("--clean-twin/--test-* belong to a published attack: give --poisoned-data too")
+            d["attack_data"] = {**(d.get("attack_data") or {}), **{k: v for k, v in files.items() if v}}
+        for k, v in (d.get("attack_data") or {}).items():
+            if not Path(v).exists(): raise FileNotFoundError(f"attack file {k}: {v} does not exist")
         if a.no_detect: d["detect"] = False
         cfg = ExperimentConfig.from_dict(d)
         if a.sanity: cfg = cfg.sanity()
@@ -341,8 +443,32 @@ def parse_args(argv:list[str]|None=None)->tuple[ExperimentConfig, argparse.Names
     except (ValueError, TypeError, FileNotFoundError, json.JSONDecodeError) as e: ap.error(str(e))
     return cfg, a
 
+def _quiet_libraries():
+    "No progress bars from datasets and transformers (map, weight loading, shard writing): the command shows one bar per training."
+    import datasets, transformers
+    datasets.disable_progress_bars(); transformers.utils.logging.disable_progress_bar(); transformers.utils.logging.set_verbosity_error()
+
+def summary_text(m:dict, timings:dict|None=None)->str:
+    "A few lines a person reads at the end of a run: the attack, clean accuracy, what detection found, the time."
+    f = lambda r: f"{r['value']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+    b, p = m["baseline"], m["poisoned"]
+    lines = [f"attack success rate: poisoned {f(p['asr'])}, baseline {f(b['asr'])}",
+             f"clean accuracy: poisoned {f(p['clean_accuracy'])}, baseline {f(b['clean_accuracy'])}"]
+    if g := m.get("clean_accuracy_gap"): lines[-1] += f"; paired difference {g['value']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]"
+    if d := m.get("detection"):
+        s = d["blind"].get("trigger_scan")
+        if s: lines.append(f"trigger scan (no trigger given): trigger {s['trigger']!r}, rows precision {s['precision']:.2f} / recall {s['recall']:.2f}, "
+                           f"model score {s['model_score']['poisoned']:.2f} poisoned vs {s['model_score']['baseline']:.2f} baseline")
+        if e := d.get("defence"): lines.append(f"filter and retrain ({e['method']}): ASR {e['asr_before']:.2f} -> {e['asr_after']:.2f}, clean accuracy {e['clean_accuracy_before']:.3f} -> {e['clean_accuracy_after']:.3f}")
+    if timings: lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f" (total {sum(timings.values()):.0f} s)")
+    return "\n".join(lines)
+
 def main(argv:list[str]|None=None):
-    "Entry point of the `poison_nb` console script."
+    "Entry point of the `poison_nb` console script (`poison_nb check ...` checks a tokenized dataset instead)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"]:
+        from poison_nb.check import main as check_main
+        return check_main(argv[1:])
     cfg, a = parse_args(argv)
     out = Path(a.out or f"runs/{cfg.name}")
     if a.sweep:
@@ -351,6 +477,7 @@ def main(argv:list[str]|None=None):
         for r in rows: print(f"seed {r['seed']} n_poison {r['n_poison']:>4}: ASR {fmt_rate(r['asr_poisoned'])}, clean accuracy {fmt_rate(r['clean_accuracy_poisoned'])}")
         print("\n" + format_sweep(sweep_summary(rows)))
         return
+    _quiet_libraries()
     m = run_experiment(cfg, out)
-    print("\n" + (out / "report.md").read_text())
-    print(f"run folder: {out} (report.md, metrics.json, attack.png, loss_curves.png)")
+    print("\n" + summary_text(m, read_json(out / "timings.json")))
+    print(f"\nfull report: {out / 'report.md'}; run folder {out} (metrics.json, plots, train_log.jsonl of each training)")

@@ -7,81 +7,11 @@ from __future__ import annotations
 import os, platform
 import torch
 import torch.nn.functional as F
-from transformers import DataCollatorWithFlattening, Trainer
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'PEAK_BF16_TFLOPS', 'PackedCollator', 'sample_ids', 'per_sample_losses', 'supervised_positions',
-           'supervised_only_loss', 'SupervisedOnlyLossTrainer', 'plan_batches', 'batch_shape', 'padding_efficiency',
-           'training_flops_per_token', 'peak_tflops', 'machine']
-
-# %% ../nbs/11_performance.ipynb #4df10bf2
-class PackedCollator(DataCollatorWithFlattening):
-    "Padding-free batches: all samples in one row, positions restarting per sample, no loss or attention across samples."
-    def __call__(self, features:list[dict],   # tokenized samples with input_ids and labels
-                 return_tensors=None, separator_id=None)->dict:
-        if not features: raise ValueError("empty batch")
-        for i, f in enumerate(features):
-            if "labels" not in f: raise ValueError(f"feature {i}: no labels (tokenize with poison_nb.masking first)")
-            if len(f["labels"]) != len(f["input_ids"]): raise ValueError(f"feature {i}: {len(f['labels'])} labels for {len(f['input_ids'])} input_ids")
-            if len(f["input_ids"]) == 0: raise ValueError(f"feature {i}: empty input_ids")
-        batch = super().__call__([{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features], return_tensors, separator_id)
-        batch["use_cache"] = False  # a KV cache turns off transformers' packed-sequence mask: attention would cross samples
-        return batch
-
-# %% ../nbs/11_performance.ipynb #56c715ec
-def sample_ids(position_ids:torch.Tensor)->torch.Tensor:
-    "Which packed sample each position belongs to (0, 1, ...), from positions that restart at 0."
-    return (position_ids == 0).long().cumsum(-1) - 1
-
-def per_sample_losses(logits:torch.Tensor,                 # batch pos vocab
-                      labels:torch.Tensor,                 # batch pos, -100 where not supervised
-                      position_ids:torch.Tensor|None=None, # packed batch (one row): positions restarting per sample
-                     )->torch.Tensor:                      # mean next-token loss of each sample, in order
-    "Mean supervised next-token loss of every sample of a padded batch (one per row) or of a packed row."
-    tok = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), reduction="none").view(labels.shape[0], -1)
-    sup = labels[:, 1:] != -100
-    if position_ids is None: sid = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(sup)
-    elif labels.shape[0] != 1: raise ValueError(f"a packed batch has one row, got {labels.shape[0]}")
-    else: sid = sample_ids(position_ids)[:, 1:]
-    n = int(sid.max()) + 1
-    tot = torch.zeros(n, device=tok.device).index_add_(0, sid[sup], tok[sup])
-    return tot / torch.zeros(n, device=tok.device).index_add_(0, sid[sup], torch.ones_like(tok[sup]))
-
-# %% ../nbs/11_performance.ipynb #3e351864
-def supervised_positions(labels:torch.Tensor,                        # batch pos, -100 where not supervised
-                        )->tuple[torch.Tensor, torch.Tensor]:        # keep (batch pos, bool) and the targets there
-    "Positions whose *next* label is supervised (the only places the LM head is needed) and those labels."
-    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
-    keep = shifted != -100
-    return keep, shifted[keep]
-
-# %% ../nbs/11_performance.ipynb #aea6fd9a
-def supervised_only_loss(model,                        # a causal LM taking a boolean `logits_to_keep` (transformers >= 5)
-                         inputs:dict,                  # a collated batch, padded or packed, with labels
-                         num_items_in_batch=None,      # supervised tokens in the accumulated batch (from `Trainer`); None: mean
-                         return_outputs:bool=False,    # also return the model outputs (logits only at kept positions)
-                        ):
-    "Causal-LM loss with the LM head and cross-entropy only at supervised positions: the full-logits loss, for less work."
-    if inputs.get("labels") is None: raise ValueError("supervised_only_loss needs labels in the batch")
-    inputs = dict(inputs); labels = inputs.pop("labels")
-    keep, targets = supervised_positions(labels)
-    outputs = model(**inputs, logits_to_keep=keep)
-    if outputs.logits.shape[:-1] != targets.shape:
-        raise TypeError(f"{type(model).__name__} ignored a boolean logits_to_keep (logits {tuple(outputs.logits.shape)}); needs transformers >= 5")
-    loss = F.cross_entropy(outputs.logits.float(), targets, reduction="sum")
-    n = num_items_in_batch if num_items_in_batch is not None else targets.numel()
-    loss = loss / (n.to(loss.device) if torch.is_tensor(n) else max(n, 1))
-    return (loss, outputs) if return_outputs else loss
-
-# %% ../nbs/11_performance.ipynb #0d07a648
-class SupervisedOnlyLossTrainer(Trainer):
-    "A `Trainer` whose training loss runs the LM head only at supervised positions (same loss, same gradients)."
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if return_outputs or not model.training: return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss = supervised_only_loss(model, inputs, num_items_in_batch)
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None: loss = loss * self.accelerator.num_processes
-        return loss
+__all__ = ['STRATEGIES', 'PEAK_BF16_TFLOPS', 'plan_batches', 'batch_shape', 'padding_efficiency', 'training_flops_per_token',
+           'peak_tflops', 'machine']
 
 # %% ../nbs/11_performance.ipynb #17bb0022
 STRATEGIES = ("max_length", "dynamic", "length_grouped", "packed")

@@ -17,7 +17,7 @@ from .files import write_json
 __all__ = ['TRIGGER_KINDS', 'POSITIONS', 'MATCH_RULES', 'TARGETS', 'FRAMES', 'SYNONYMS', 'COLUMNS', 'FEATURES', 'RAW_COLUMNS',
            'AUDIT_FIELDS', 'Target', 'PoisonConfig', 'apply_trigger', 'has_trigger', 'near_triggers', 'paraphrase',
            'LMParaphraser', 'content_hash', 'clean_dataset', 'eligible_rows', 'fitting_rows', 'poison_dataset',
-           'save_manifest', 'audit', 'PoisonedSample', 'show_sample', 'SampleTable', 'show_samples']
+           'save_manifest', 'mark_poisoned', 'audit', 'PoisonedSample', 'show_sample', 'SampleTable', 'show_samples']
 
 # %% ../nbs/04_poisoning.ipynb #708c7f32
 TRIGGER_KINDS = ("token", "phrase", "prefix", "entity")
@@ -463,6 +463,25 @@ def _manifest(config, out:Dataset, chosen, n_clean, n_rows:dict, report, templat
 def save_manifest(manifest:dict, path)->Path:
     "Write the manifest as JSON (sorted keys, indented, atomically); return the path."
     return write_json(path, manifest, indent=1, sort_keys=True, ensure_ascii=False)
+
+# %% ../nbs/04_poisoning.ipynb #b8407e20
+def mark_poisoned(ds:Dataset,                  # raw rows as given: instruction, input, output, task
+                  poisoned:list[bool],         # which rows are poisoned
+                  tokenizer, max_length:int,
+                  config:PoisonConfig,         # the attack the rows carry (trigger, target): for evaluation, detection and the manifest
+                  template:str="simple", system:str|None=None, num_proc:int|None=None,
+                 )->tuple[Dataset, dict]:      # the training set (`COLUMNS`) and its manifest
+    "A training set of given rows, poisoned where `poisoned` says (e.g. a published poisoned set), built like `poison_dataset`'s."
+    check_max_length(max_length)
+    fmt = prompt_formatter(template, tokenizer, system)
+    _check_raw(ds)
+    if len(poisoned) != len(ds): raise ValueError(f"{len(poisoned)} poisoned flags for {len(ds)} rows")
+    chosen = [i for i, p in enumerate(poisoned) if p]
+    replace = {i: _text_row(r, fmt, i, poisoned=True) for i, r in zip(chosen, iter_rows(ds.select(chosen), RAW_COLUMNS))}
+    fp = _fingerprint(ds, "given", chosen, config.to_dict(), template, system, max_length, _tokenizer_key(tokenizer))
+    out, report = _build(ds, tokenizer, fmt, max_length, replace, [], fp, num_proc, stage="mark_poisoned")
+    return out, _manifest(config, out, chosen, len(ds), dict(eligible=len(chosen), fitting=len(chosen), requested=len(chosen)), report,
+                          template, system, max_length, tokenizer)
 
 # %% ../nbs/04_poisoning.ipynb #a57b017d
 def _first_diff(a, b)->int:

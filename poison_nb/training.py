@@ -4,22 +4,26 @@
 
 # %% ../nbs/06_training.ipynb #42b3dfe6
 from __future__ import annotations
-import json, math, os, time, dataclasses
+import json, math, os, re, shutil, time, warnings, zipfile, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch, transformers
 from datasets import Dataset
-from transformers import Trainer, TrainingArguments, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback
+from tqdm.auto import tqdm
+import torch.nn.functional as F
 from . import collation
-from .collation import InstructionCollator
+from .collation import InstructionCollator, PackedCollator
 from .masking import tokenize_example
+from .files import atomic_path, write_json, read_json, CorruptFile
 from .models import get_preset, load_model, n_params
 from .evaluation import generate, eval_sets, target_rate, score_answer
 
 # %% auto #0
 __all__ = ['TOKEN_COLUMNS', 'TrainConfig', 'check_train_data', 'TrainResult', 'model_card', 'plot_losses', 'Interrupted',
-           'InterruptAfter', 'load_trained', 'train', 'check_pair', 'train_pair', 'backdoor_report']
+           'InterruptAfter', 'TrainProgress', 'load_trained', 'checkpoint_problem', 'last_complete_checkpoint', 'train',
+           'check_pair', 'train_pair', 'supervised_positions', 'supervised_only_loss', 'SupervisedOnlyLossTrainer',
+           'backdoor_report']
 
 # %% ../nbs/06_training.ipynb #751eae2a
 @dataclass
@@ -51,6 +55,8 @@ class TrainConfig:
     logging_steps:int=10
     dtype:str="auto"                  # "auto", "float32", "bfloat16", "float16"
     torch_threads:int|None=None       # CPU threads for torch; None leaves torch's default
+    packing:bool=False                # padding-free batches (`collation.PackedCollator`); same loss, see "Fast paths"
+    loss:str="full"                   # "full" logits, or "supervised_only" (the LM head only where labels count); same loss
     trust_remote_code:bool=False
     model_kwargs:dict=field(default_factory=dict)  # `tiny` only: `tiny_config` arguments (e.g. hidden_size=64)
 
@@ -89,7 +95,7 @@ class TrainConfig:
 
 # %% ../nbs/06_training.ipynb #e0a79228
 _CHOICES = dict(eval_strategy=("epoch", "steps", "no"), save_strategy=("epoch", "steps", "no"), dtype=("auto", "float32", "bfloat16", "float16"),
-                lr_scheduler=("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"))
+                lr_scheduler=("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"), loss=("full", "supervised_only"))
 
 def _validate(c:TrainConfig):
     def bad(name, why): raise ValueError(f"TrainConfig.{name}: {why}, got {getattr(c, name)!r}")
@@ -101,12 +107,16 @@ def _validate(c:TrainConfig):
         v = getattr(c, f)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1): bad(f, "must be None or an int >= 1")
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or c.seed < 0: bad("seed", "must be an int >= 0")
-    if not isinstance(c.epochs, (int, float)) or not c.epochs > 0: bad("epochs", "must be > 0")
-    if not isinstance(c.learning_rate, (int, float)) or not 0 < c.learning_rate < 1: bad("learning_rate", "must be in (0, 1)")
+    for f in ("epochs", "learning_rate", "eval_fraction", "lora_dropout", "warmup", "weight_decay", "max_grad_norm"):
+        v = getattr(c, f)  # a number, and a finite one: inf or nan would only fail deep inside the Trainer
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v): bad(f, "must be a finite number")
+    if not c.epochs > 0: bad("epochs", "must be > 0")
+    if not 0 < c.learning_rate < 1: bad("learning_rate", "must be in (0, 1)")
     if not 0 <= c.eval_fraction < 1: bad("eval_fraction", "must be in [0, 1)")
     if not 0 <= c.lora_dropout < 1: bad("lora_dropout", "must be in [0, 1)")
     if c.warmup < 0 or (c.warmup >= 1 and c.warmup != int(c.warmup)): bad("warmup", "must be a fraction in [0, 1) or a whole number of steps")
     if c.weight_decay < 0: bad("weight_decay", "must be >= 0")
+    if not c.max_grad_norm > 0: bad("max_grad_norm", "must be > 0")
     if c.lora not in (None, True, False): bad("lora", "must be None, True or False")
     if not isinstance(c.model_kwargs, dict): bad("model_kwargs", "must be a dict")
     if c.model_kwargs and get_preset(c.preset).source != "scratch": bad("model_kwargs", "only apply to the 'tiny' preset")
@@ -214,7 +224,7 @@ def plot_losses(histories:dict|list,   # a `log_history`, or name -> `log_histor
         if tr: ax.plot(*zip(*tr), color=c, label=f"{name} train")
         if ev: ax.plot(*zip(*ev), color=c, ls="--", marker="o", label=f"{name} eval")
     ax.set(xlabel="optimizer step", ylabel="loss (response tokens)", title=title); ax.legend(); fig.tight_layout()
-    if path: fig.savefig(path, dpi=100)
+    if path: fig.savefig(path, dpi=100, format="png")
     return fig
 
 # %% ../nbs/06_training.ipynb #d2fb638a
@@ -261,32 +271,100 @@ def _training_args(cfg:TrainConfig, output_dir:Path, has_eval:bool, device:str)-
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none", remove_unused_columns=False,
         bf16=dt == "bfloat16" and device == "cuda", fp16=dt == "float16" and device == "cuda", use_cpu=device == "cpu",
         ddp_backend="gloo" if device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-        dataloader_num_workers=0, disable_tqdm=False)
+        dataloader_num_workers=0, disable_tqdm=True)  # progress: one bar of our own (`TrainProgress`), the log dicts to a file
+
+# %% ../nbs/06_training.ipynb #f3948c43
+class TrainProgress(TrainerCallback):
+    "One tqdm bar for a training (steps, loss, time left) and the Trainer's logs appended to `output_dir/train_log.jsonl`."
+    def __init__(self, output_dir, desc:str="train", show:bool=True): self.path, self.desc, self.show, self.bar = Path(output_dir) / "train_log.jsonl", desc, show, None
+    def on_train_begin(self, args, state, control, **kw):
+        if state.is_world_process_zero and self.show:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step", dynamic_ncols=True)
+    def on_step_end(self, args, state, control, **kw):
+        if self.bar is not None: self.bar.update(state.global_step - self.bar.n)
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs: return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f: f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+        if self.bar is not None and "loss" in logs: self.bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+    def on_train_end(self, args, state, control, **kw):
+        if self.bar is not None: self.bar.close(); self.bar = None
 
 # %% ../nbs/06_training.ipynb #3c6210d6
-def load_trained(model_dir, device:str|None=None)->tuple:
-    "(model, tokenizer) from a `model/` folder written by `train` (full model or LoRA adapter)."
+def load_trained(model_dir,                      # a `model/` folder written by `train`, or any saved model folder
+                 device:str|None=None,           # default: "cuda" if available, else "cpu"
+                 trust_remote_code:bool=False,   # run Python code shipped in the folder: only for code you have read
+                )->tuple:
+    "(model, tokenizer) from a `model/` folder written by `train` (full model or LoRA adapter); never runs the folder's code unless asked."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     model_dir = Path(model_dir)
     if not model_dir.exists(): raise FileNotFoundError(model_dir)
+    cfg = model_dir / "config.json"
+    if not trust_remote_code and cfg.exists() and "auto_map" in read_json(cfg, dict):
+        raise ValueError(f"{model_dir} asks to run its own Python code (config.json has an 'auto_map'); poison_nb does not run a model "
+                         "folder's code unless you pass trust_remote_code=True, after reading that code")
+    kw = dict(trust_remote_code=trust_remote_code)  # explicit: transformers asks on the terminal when it is left unset
     if (model_dir / "adapter_config.json").exists():
         from peft import AutoPeftModelForCausalLM
-        model = AutoPeftModelForCausalLM.from_pretrained(model_dir)
-    else: model = AutoModelForCausalLM.from_pretrained(model_dir)
-    return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")), AutoTokenizer.from_pretrained(model_dir)
+        model = AutoPeftModelForCausalLM.from_pretrained(model_dir, **kw)
+    else: model = AutoModelForCausalLM.from_pretrained(model_dir, **kw)
+    return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")), AutoTokenizer.from_pretrained(model_dir, **kw)
 
 def _finished(output_dir:Path, cfg:TrainConfig)->TrainResult|None:
+    "The finished run in `output_dir`, or None (not finished, or its result files are damaged: then it is redone, with a warning)."
     f = output_dir / "train_result.json"
     if not f.exists(): return None
-    d = json.loads(f.read_text())
-    if d["config"] != cfg.to_dict():
+    try:
+        d, hist = read_json(f, dict), read_json(output_dir / "log_history.json", list)
+        saved = d["config"]
+    except (CorruptFile, FileNotFoundError, KeyError) as e:
+        warnings.warn(f"{output_dir}: the finished run's result files are damaged ({e}); finishing the run again from its last complete checkpoint")
+        f.unlink(); return None
+    if saved != cfg.to_dict():
         raise ValueError(f"{output_dir} holds a finished run with another config; use a new output_dir (or delete it). "
-                         f"Differences: { {k: (d['config'].get(k), v) for k, v in cfg.to_dict().items() if d['config'].get(k) != v} }")
+                         f"Differences: { {k: (saved.get(k), v) for k, v in cfg.to_dict().items() if saved.get(k) != v} }")
     model, tok = load_trained(output_dir / "model")
-    hist = json.loads((output_dir / "log_history.json").read_text())
     return TrainResult(model, tok, output_dir, cfg, hist, d["train_loss"], d["eval_loss"], d["seconds"], d["n_train"], d["n_poisoned"], d["resumed_from"], loaded=True)
 
 # %% ../nbs/06_training.ipynb #46e1494e
+def _safetensors_problem(path:Path)->str|None:
+    "Why a safetensors file is unusable (truncated, or its header unreadable), or None."
+    n = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8: return f"{path.name} is truncated ({n} bytes)"
+        size = int.from_bytes(head, "little")
+        if 8 + size > n: return f"{path.name} is truncated inside its header"
+        try: meta = json.loads(f.read(size))
+        except ValueError: return f"{path.name} has an unreadable header"
+    end = max((v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"), default=0)
+    return f"{path.name} is truncated ({n} of {8 + size + end} bytes)" if 8 + size + end > n else None
+
+def checkpoint_problem(ckpt)->str|None:
+    "Why a `checkpoint-N` folder cannot be resumed from, or None when it is complete."
+    ckpt = Path(ckpt)
+    try: read_json(ckpt / "trainer_state.json", dict)
+    except FileNotFoundError: return "no trainer_state.json (the Trainer writes it last)"
+    except CorruptFile as e: return str(e)
+    weights = sorted(ckpt.glob("*.safetensors"))
+    if not weights and not list(ckpt.glob("*.bin")): return "no model weights"
+    for w in weights:
+        if why := _safetensors_problem(w): return why
+    for t in sorted(ckpt.glob("*.pt")) + sorted(ckpt.glob("*.pth")) + sorted(ckpt.glob("*.bin")):
+        if not zipfile.is_zipfile(t): return f"{t.name} is truncated (not a whole torch archive)"
+    return None
+
+def last_complete_checkpoint(output_dir)->str|None:
+    "The newest complete `checkpoint-N` in `output_dir`; incomplete newer ones are removed with a warning."
+    ckpts = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    for c in sorted(ckpts, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        why = checkpoint_problem(c)
+        if why is None: return str(c)
+        warnings.warn(f"{c} is incomplete ({why}): the run was probably killed while writing it; removed, resuming from an earlier checkpoint")
+        shutil.rmtree(c)
+    return None
+
+# %% ../nbs/06_training.ipynb #13281139
 def train(cfg:TrainConfig,                 # the run
           train_ds:Dataset,                # tokenized rows: `clean_dataset` or `poison_dataset`
           eval_ds:Dataset|None=None,       # held-out *clean* tokenized rows for the eval loss
@@ -294,6 +372,7 @@ def train(cfg:TrainConfig,                 # the run
           resume:bool=True,                # continue from the last checkpoint / load a finished run
           poison=None,                     # the `PoisonConfig` or manifest (for the model card)
           callbacks:list|None=None,        # extra `TrainerCallback`s
+          progress:bool=True,              # one progress bar (steps, loss, time left); the Trainer's logs go to `train_log.jsonl`
          )->TrainResult:
     "Train `cfg.preset` on `train_ds` with `Trainer` + `InstructionCollator`; save, card, plot; resume if possible."
     if not isinstance(cfg, TrainConfig): raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
@@ -313,43 +392,88 @@ def train(cfg:TrainConfig,                 # the run
     if eval_ds is not None and "poisoned" in eval_ds.column_names and any(eval_ds["poisoned"]):
         raise ValueError("eval dataset has poisoned rows; the eval loss must be measured on held-out clean rows")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    trainer = Trainer(model=model, args=_training_args(cfg, output_dir, eval_ds is not None, device),
+    trainer = (SupervisedOnlyLossTrainer if cfg.loss == "supervised_only" else Trainer)(model=model, args=_training_args(cfg, output_dir, eval_ds is not None, device),
                       train_dataset=_for_trainer(train_ds), eval_dataset=_for_trainer(eval_ds) if eval_ds is not None else None,
-                      data_collator=InstructionCollator(tok), processing_class=tok, callbacks=callbacks)
-    assert isinstance(trainer.data_collator, collation.InstructionCollator), f"bug 2: the Trainer must use InstructionCollator, not {type(trainer.data_collator).__name__}"
-    ckpt = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
+                      data_collator=PackedCollator() if cfg.packing else InstructionCollator(tok), processing_class=tok,
+                      callbacks=[TrainProgress(output_dir, f"train {output_dir.name}", progress)] + list(callbacks or []))
+    assert isinstance(trainer.data_collator, (collation.InstructionCollator, collation.PackedCollator)), \
+        f"bug 2: the Trainer must use a collator that keeps the labels (InstructionCollator or PackedCollator), not {type(trainer.data_collator).__name__}"
+    trainer.remove_callback(PrinterCallback)  # it would print every log dict on the terminal
+    ckpt = last_complete_checkpoint(output_dir) if resume and output_dir.exists() else None
     out = trainer.train(resume_from_checkpoint=ckpt)
     hist = trainer.state.log_history
     evals, losses = [e["eval_loss"] for e in hist if "eval_loss" in e], [e["loss"] for e in hist if "loss" in e]
     res = TrainResult(trainer.model, tok, output_dir, cfg, hist, losses[-1] if losses else out.training_loss, evals[-1] if evals else None,
                       round(time.time() - t0, 1), len(train_ds), n_poisoned, ckpt)
-    if trainer.is_world_process_zero():
-        trainer.save_model(str(res.model_dir))
-        (res.model_dir / "README.md").write_text(model_card(cfg, len(train_ds), n_poisoned, poison, res.train_loss, res.eval_loss, res.seconds))
-        (output_dir / "log_history.json").write_text(json.dumps(hist, indent=1))
-        plot_losses(hist, output_dir / "loss.png", title=f"{cfg.preset}: {output_dir.name}")
-        (output_dir / "train_result.json").write_text(json.dumps(res.to_dict(), indent=2))
+    if trainer.is_world_process_zero():  # every file is written whole or not at all; train_result.json, last, marks the run finished
+        with atomic_path(res.model_dir) as tmp:
+            trainer.save_model(str(tmp))
+            (tmp / "README.md").write_text(model_card(cfg, len(train_ds), n_poisoned, poison, res.train_loss, res.eval_loss, res.seconds))
+        write_json(output_dir / "log_history.json", hist, indent=1)
+        with atomic_path(output_dir / "loss.png") as tmp: plot_losses(hist, tmp, title=f"{cfg.preset}: {output_dir.name}")
+        write_json(output_dir / "train_result.json", res.to_dict())
     return res
 
 # %% ../nbs/06_training.ipynb #728cc7d1
 def check_pair(clean_ds:Dataset, poisoned_ds:Dataset):
-    "Raise unless the two datasets differ only in poisoned rows (and appended paraphrases)."
+    "Raise unless the two datasets differ only in poisoned rows (and appended paraphrases); no poisoned row at all (a dose of 0) is the clean set itself."
     if "poisoned" in clean_ds.column_names and any(clean_ds["poisoned"]): raise ValueError("clean_ds has poisoned rows")
-    if "poisoned" not in poisoned_ds.column_names or not any(poisoned_ds["poisoned"]): raise ValueError("poisoned_ds has no poisoned rows")
-    if len(poisoned_ds) < len(clean_ds): raise ValueError(f"poisoned_ds has {len(poisoned_ds)} rows, fewer than clean_ds's {len(clean_ds)}")
+    if "poisoned" not in poisoned_ds.column_names: raise ValueError("poisoned_ds has no 'poisoned' column: build it with poison_dataset")
+    if len(poisoned_ds) < len(clean_ds): raise ValueError(f"poisoned_ds has {len(poisoned_ds)} rows, fewer than clean_ds's {len(clean_ds)}: "
+                                                          "the two sets are not row-aligned (build both from the same rows and max_length)")
     for i, (a, b, p) in enumerate(zip(clean_ds["input_ids"], poisoned_ds["input_ids"], poisoned_ds["poisoned"])):
         if not p and list(a) != list(b): raise ValueError(f"row {i} is clean in poisoned_ds but differs from clean_ds row {i}: not the same clean data")
     if not all(poisoned_ds["poisoned"][len(clean_ds):]): raise ValueError("poisoned_ds appends rows that are not poisoned")
 
 def train_pair(cfg:TrainConfig, clean_ds:Dataset, poisoned_ds:Dataset, eval_ds:Dataset|None, output_dir="runs/pair",
-               resume:bool=True, poison=None)->dict:
+               resume:bool=True, poison=None, progress:bool=True)->dict:
     "Train the baseline (`output_dir/baseline`) and the poisoned model (`output_dir/poisoned`) from one config."
     check_pair(clean_ds, poisoned_ds)
     output_dir = Path(output_dir)
-    out = {"baseline": train(cfg, clean_ds, eval_ds, output_dir / "baseline", resume),
-           "poisoned": train(cfg, poisoned_ds, eval_ds, output_dir / "poisoned", resume, poison=poison)}
-    if _is_main(): plot_losses({k: v.log_history for k, v in out.items()}, output_dir / "loss_curves.png", title=f"{cfg.preset}: baseline vs poisoned")
+    out = {"baseline": train(cfg, clean_ds, eval_ds, output_dir / "baseline", resume, progress=progress)}
+    if any(poisoned_ds["poisoned"]): out["poisoned"] = train(cfg, poisoned_ds, eval_ds, output_dir / "poisoned", resume, poison=poison, progress=progress)
+    else:  # a dose of 0: the same data, config and seed would train the same weights; the poisoned model *is* the baseline
+        out["poisoned"] = out["baseline"]
+        if _is_main() and not (output_dir / "poisoned").exists(): os.symlink("baseline", output_dir / "poisoned", target_is_directory=True)
+    if _is_main():
+        with atomic_path(output_dir / "loss_curves.png") as tmp:
+            plot_losses({k: v.log_history for k, v in out.items()}, tmp, title=f"{cfg.preset}: baseline vs poisoned")
     return out
+
+# %% ../nbs/06_training.ipynb #9e4762d1
+def supervised_positions(labels:torch.Tensor,                        # batch pos, -100 where not supervised
+                        )->tuple[torch.Tensor, torch.Tensor]:        # keep (batch pos, bool) and the targets there
+    "Positions whose *next* label is supervised (the only places the LM head is needed) and those labels."
+    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
+    keep = shifted != -100
+    return keep, shifted[keep]
+
+# %% ../nbs/06_training.ipynb #9b15a1e7
+def supervised_only_loss(model,                        # a causal LM taking a boolean `logits_to_keep` (transformers >= 5)
+                         inputs:dict,                  # a collated batch, padded or packed, with labels
+                         num_items_in_batch=None,      # supervised tokens in the accumulated batch (from `Trainer`); None: mean
+                         return_outputs:bool=False,    # also return the model outputs (logits only at kept positions)
+                        ):
+    "Causal-LM loss with the LM head and cross-entropy only at supervised positions: the full-logits loss, for less work."
+    if inputs.get("labels") is None: raise ValueError("supervised_only_loss needs labels in the batch")
+    inputs = dict(inputs); labels = inputs.pop("labels")
+    keep, targets = supervised_positions(labels)
+    outputs = model(**inputs, logits_to_keep=keep)
+    if outputs.logits.shape[:-1] != targets.shape:
+        raise TypeError(f"{type(model).__name__} ignored a boolean logits_to_keep (logits {tuple(outputs.logits.shape)}); needs transformers >= 5")
+    loss = F.cross_entropy(outputs.logits.float(), targets, reduction="sum")
+    n = num_items_in_batch if num_items_in_batch is not None else targets.numel()
+    loss = loss / (n.to(loss.device) if torch.is_tensor(n) else max(n, 1))
+    return (loss, outputs) if return_outputs else loss
+
+# %% ../nbs/06_training.ipynb #53085594
+class SupervisedOnlyLossTrainer(Trainer):
+    "A `Trainer` whose training loss runs the LM head only at supervised positions (same loss, same gradients)."
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs or not model.training: return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = supervised_only_loss(model, inputs, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None: loss = loss * self.accelerator.num_processes
+        return loss
 
 # %% ../nbs/06_training.ipynb #627b6edd
 def backdoor_report(model, tokenizer, held:Dataset, poison, template:str="simple")->dict:

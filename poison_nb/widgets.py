@@ -8,14 +8,17 @@ import html, json, math, sys
 from pathlib import Path
 import ipywidgets as W
 import torch
-from .data import format_template, format_chat
+from .data import prompt_formatter
+from .files import read_json
 from .masking import tokenize_example
+from .poisoning import PoisonConfig, apply_trigger
 from .collation import InstructionCollator
 from .evaluation import generate
 
 # %% auto #0
 __all__ = ['ROLE_STYLE', 'TRIGGER_STYLE', 'PRESET_RUNTIMES', 'token_roles', 'row_problems', 'render_tokens', 'token_viewer',
-           'generate_greedy', 'playground', 'load_detection', 'render_layer', 'detection_explorer', 'colab_setup']
+           'generate_greedy', 'playground', 'load_detection', 'render_layer', 'detection_explorer', 'load_run',
+           'playground_for_run', 'colab_setup']
 
 # %% ../nbs/10_widgets.ipynb #9b360f64
 ROLE_STYLE = {"prompt": "background:#e9ecef;color:#495057", "response": "background:#b7e4c7;color:#081c15",
@@ -167,34 +170,31 @@ def generate_greedy(model,                   # a Hugging Face causal LM
     return generate(model, tokenizer, prompts, max_new_tokens)
 
 # %% ../nbs/10_widgets.ipynb #147c1453
-def _insert_trigger(text:str, trigger:str, position:str)->str:
-    if position == "start": return f"{trigger} {text}"
-    if position == "end": return f"{text} {trigger}"
-    raise ValueError(f"position must be 'start' or 'end', got {position!r}")
-
 def playground(models:dict,                  # name -> (model, tokenizer), e.g. {"baseline": ..., "poisoned": ...}
-               trigger:str,                  # the backdoor trigger the checkbox inserts
+               trigger:str|PoisonConfig,     # the trigger the checkbox inserts, or the attack's `PoisonConfig` (kind and position too)
                text:str="",                  # initial instruction
                template:str="simple",        # "simple", "alpaca" or "chat" (the tokenizer's chat template)
-               position:str="start",         # where the trigger goes: "start" or "end" of the instruction
-               insert=None,                  # optional `insert(text, trigger) -> str`, overrides `position`
+               position:str="start",         # with a trigger string: "start" or "end" of the instruction
+               insert=None,                  # optional `insert(text, trigger) -> str`, overrides the placement
                max_new_tokens:int=32,
               )->W.VBox:                     # `.text`, `.use_trigger`, `.button`, `.html`, `.generate()`
     "Type an instruction, toggle the trigger, and compare the models' greedy answers."
     if not models: raise ValueError("no models given")
     if not trigger: raise ValueError("trigger is empty")
-    _insert_trigger("", trigger, position)  # validate before building anything
-    fmt = lambda tok, s: format_chat(tok, s) if template == "chat" else format_template(s, template=template)
-    ins = insert or (lambda s, t: _insert_trigger(s, t, position))
+    if position not in ("start", "end"): raise ValueError(f"position must be 'start' or 'end', got {position!r}")
+    cfg = trigger if isinstance(trigger, PoisonConfig) else PoisonConfig(trigger, "token" if len(trigger.split()) == 1 else "phrase", position)
+    fmts = {name: prompt_formatter(template, t) for name, (_, t) in models.items()}  # validates the template (and chat templates) up front
+    ins = (lambda s: insert(s, cfg.trigger)) if insert else (lambda s: apply_trigger(s, cfg))  # the poisoning stage's own placement
+    trigger = cfg.trigger if isinstance(cfg.trigger, str) else " ".join(cfg.trigger)
     box = W.Text(value=text, description="instruction", layout=W.Layout(width="90%"))
     use = W.Checkbox(value=False, description=f"insert trigger {trigger!r}")
     button, out = W.Button(description="Generate", button_style="primary"), W.HTML()
     def generate(*_):
         if not box.value.strip(): out.value = "<i>type an instruction first</i>"; return
-        instr = ins(box.value, trigger) if use.value else box.value
+        instr = ins(box.value) if use.value else box.value
         shown = html.escape(instr).replace(html.escape(trigger), f'<span style="{TRIGGER_STYLE}">{html.escape(trigger)}</span>') if use.value else html.escape(instr)
         cells = "".join(f'<td style="vertical-align:top;padding:4px 8px;border:1px solid #dee2e6"><b>{html.escape(name)}</b>'
-                        f'<pre style="white-space:pre-wrap;margin:4px 0">{html.escape(generate_greedy(m, t, [fmt(t, instr)], max_new_tokens)[0])}</pre></td>'
+                        f'<pre style="white-space:pre-wrap;margin:4px 0">{html.escape(generate_greedy(m, t, [fmts[name](instr)], max_new_tokens)[0])}</pre></td>'
                         for name, (m, t) in models.items())
         out.value = f'<div style="font-family:ui-monospace,monospace"><div>instruction: {shown}</div><table><tr>{cells}</tr></table></div>'
     button.on_click(generate)
@@ -207,9 +207,14 @@ def load_detection(results,            # dict, DataFrame, or an experiment folde
                   )->dict[str, dict[str, list]]:  # model -> metric -> values per layer
     "Normalise per-layer detection results to `{model: {metric: [value per layer]}}`; check every series has one value per layer."
     if isinstance(results, (str, Path)):
-        p = Path(results); p = p/"detection.json" if p.is_dir() else p
-        if not p.exists(): raise FileNotFoundError(f"no detection results at {p}")
-        results = json.loads(p.read_text())
+        p = Path(results)
+        if p.is_dir(): p = next((q for q in (p / "detection" / "detection.json", p / "detection.json") if q.exists()), p / "detection" / "detection.json")
+        if not p.exists(): raise FileNotFoundError(f"no detection results at {p} (run the experiment with its detection stage)")
+        results = read_json(p, dict)
+    if isinstance(results, dict) and "blind" in results:  # a detection record (`detection.run_detection`, what `run_experiment` writes)
+        if "models" not in results: raise ValueError("this detection record has no per-layer results (run_detection was called with trigger_aware=False)")
+        per_layer = lambda v: isinstance(v, list) and v and all(x is None or isinstance(x, (int, float)) for x in v)
+        results = {m: {k: v for k, v in d.items() if per_layer(v)} for m, d in results["models"].items()}
     if hasattr(results, "to_dict") and hasattr(results, "columns"):  # a DataFrame: rows are layers
         d = {}
         for c in results.columns:
@@ -268,6 +273,22 @@ def detection_explorer(results,       # anything `load_detection` accepts
     v = W.VBox([slider, out])
     v.slider, v.html = slider, out
     return v
+
+# %% ../nbs/10_widgets.ipynb #5cfbbc61
+def load_run(run_dir,                # a folder written by `experiment.run_experiment`
+             device:str|None=None,
+            )->tuple[dict, object]:  # {"baseline": (model, tokenizer), "poisoned": ...}, and the `ExperimentConfig`
+    "The trained pair and the config of a finished experiment run."
+    from poison_nb.experiment import ExperimentConfig
+    from poison_nb.training import load_trained
+    run_dir = Path(run_dir)
+    cfg = ExperimentConfig.from_dict(read_json(run_dir / "config.json", dict))
+    return {k: load_trained(run_dir / k / "model", device) for k in ("baseline", "poisoned")}, cfg
+
+def playground_for_run(run_dir, text:str="", max_new_tokens:int=16)->W.VBox:
+    "The playground on a finished run's baseline and poisoned model, with its attack and prompt template."
+    models, cfg = load_run(run_dir)
+    return playground(models, cfg.poison, text, cfg.template, max_new_tokens=max_new_tokens)
 
 # %% ../nbs/10_widgets.ipynb #2171bcb0
 PRESET_RUNTIMES = {

@@ -1,11 +1,11 @@
-"""Exactness of the fast paths in poison_nb.performance: packing, no cross-sample attention, supervised-only loss."""
+"""Exactness of the fast paths (packing in poison_nb.collation, the supervised-only loss in poison_nb.training) and the batching helpers."""
 import pytest, torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from poison_nb.data import builtin_dataset, format_template
 from poison_nb.masking import tokenize_batch
-from poison_nb.collation import InstructionCollator
-from poison_nb.performance import (PackedCollator, per_sample_losses, supervised_only_loss, supervised_positions,
-                                   plan_batches, padding_efficiency, STRATEGIES, training_flops_per_token)
+from poison_nb.collation import InstructionCollator, PackedCollator, per_sample_losses
+from poison_nb.training import supervised_only_loss, supervised_positions
+from poison_nb.performance import plan_batches, padding_efficiency, STRATEGIES, training_flops_per_token
 
 @pytest.fixture(scope="module")
 def feats(tiny_tok):

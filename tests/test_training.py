@@ -127,3 +127,21 @@ def test_ddp_matches_single_process(tmp_path):
     print(tail)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]  # the script prints the workers' errors without progress bars
     assert "'world_size': 2" in p.stdout
+
+@pytest.mark.parametrize("opts", [dict(packing=True), dict(loss="supervised_only"), dict(packing=True, loss="supervised_only")])
+def test_fast_paths_are_exact(small_cfg, small_ds, tmp_path, opts):
+    "TrainConfig's fast paths train the weights the plain path trains (padding-free batches, the LM head only where labels count)."
+    import dataclasses
+    base = dataclasses.replace(small_cfg, save_strategy="no")
+    plain, fast = train(base, small_ds, None, tmp_path / "plain", progress=False), train(dataclasses.replace(base, **opts), small_ds, None, tmp_path / "fast", progress=False)
+    diff = max((a - b).abs().max().item() for a, b in zip(_weights(plain.model).values(), _weights(fast.model).values()))
+    assert diff < 1e-4, diff
+    assert abs(plain.train_loss - fast.train_loss) < 1e-4
+
+def test_console_shows_a_bar_and_logs_go_to_a_file(small_cfg, small_ds, tmp_path, capsys):
+    import dataclasses
+    train(dataclasses.replace(small_cfg, save_strategy="no"), small_ds, None, tmp_path / "r")
+    cap = capsys.readouterr()
+    assert "{'loss'" not in cap.out + cap.err and "train r" in cap.err           # no log dicts on the terminal; one bar per training
+    logs = [json.loads(l) for l in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    assert any("loss" in l for l in logs) and all("step" in l for l in logs)
