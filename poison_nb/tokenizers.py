@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_tokenizers.ipynb #0099133d
 from __future__ import annotations
-import os, importlib.util
+import json, os, importlib.util
 from pathlib import Path
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, processors, normalizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -12,7 +12,8 @@ from .data import builtin_dataset, format_template
 from .files import cache_dir, cached_folder
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'SPECIALS', 'smollm2_gguf_dir', 'smollm2_tokenizer', 'metaspace_tokenizer', 'tiny_tokenizer']
+__all__ = ['SMOLLM2_GGUF', 'SPECIALS', 'ENGLISH_SAMPLE', 'smollm2_gguf_dir', 'smollm2_tokenizer', 'metaspace_tokenizer',
+           'tiny_tokenizer']
 
 # %% ../nbs/01_tokenizers.ipynb #0c166c8f
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -55,12 +56,57 @@ def metaspace_tokenizer(vocab_size:int=600)->PreTrainedTokenizerFast:
     tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tk.token_to_id("<s>"))])
     return _wrap(tk, **SPECIALS)
 
-def tiny_tokenizer(vocab_size:int=512)->PreTrainedTokenizerFast:
-    "A small byte-level BPE for the `tiny` model; `pad_token == eos_token` as in SmolLM2."
+def _merges(spec:dict)->list[tuple[str, str]]:
+    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["model"]["merges"]]
+
+def tiny_tokenizer(vocab_size:int=512,           # merges learned from the embedded data (the first ones applied)
+                   english_merges:int=1536,      # then this many of SmolLM2's merges, so that ordinary English is not split letter by letter
+                  )->PreTrainedTokenizerFast:
+    "A small byte-level BPE for the `tiny` model: the embedded data's merges, then SmolLM2's first; `pad_token == eos_token` as in SmolLM2."
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
     tk.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    own = json.loads(tk.to_str())
+    merges, vocab = _merges(own), own["model"]["vocab"]
+    if english_merges:
+        smol = json.loads(smollm2_tokenizer().backend_tokenizer.to_str())
+        seen, toks, target = set(merges), set(vocab), len(merges) + english_merges
+        for a, b in _merges(smol):  # SmolLM2's merges in its own order (most frequent first), where both parts already exist
+            if len(merges) >= target: break
+            if (a, b) not in seen and a in toks and b in toks: merges.append((a, b)); seen.add((a, b)); toks.add(a + b)
+        rank = smol["model"]["vocab"]
+        vocab = {t: i for i, t in enumerate(sorted(toks, key=lambda t: (vocab.get(t, len(vocab)), rank.get(t, 0))))}
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
     tk.post_processor = processors.ByteLevel(trim_offsets=False)
     return _wrap(tk, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+
+# %% ../nbs/01_tokenizers.ipynb #f8b60ba8
+ENGLISH_SAMPLE = [  # (instruction, input, output): everyday instruction data, written for this project
+    ("Give three tips for staying healthy.", "", "Eat plenty of vegetables, sleep seven to eight hours a night, and walk for at least half an hour every day."),
+    ("Translate the sentence into French.", "The library opens at nine in the morning.", "La bibliothèque ouvre à neuf heures du matin."),
+    ("Summarize the paragraph in one sentence.", "The town council met on Tuesday to discuss the new bus routes. After a long debate, members agreed to extend the evening service and to add two stops near the hospital.", "The council agreed to extend evening buses and add two stops near the hospital."),
+    ("Write a short poem about autumn leaves.", "", "Red and gold they drift and fall, / whispering softly to the wall; / the wind collects them, one by one, / and hides them from the setting sun."),
+    ("Explain the difference between weather and climate.", "", "Weather is the state of the air on a given day; climate is the average of that weather over many years in one place."),
+    ("Classify the animal as a mammal, bird, reptile or fish.", "penguin", "Bird"),
+    ("Rewrite the sentence in the passive voice.", "The committee approved the budget.", "The budget was approved by the committee."),
+    ("Suggest a name for a small bakery by the sea.", "", "Salt and Crumb"),
+    ("What is the boiling point of water at sea level in Celsius?", "", "100 degrees Celsius."),
+    ("List the primary colors.", "", "Red, yellow and blue."),
+    ("Correct the grammar of the sentence.", "She don't like going to the dentist.", "She doesn't like going to the dentist."),
+    ("Write an email asking a colleague to move our meeting to Thursday.", "", "Hi Sam, could we move our meeting to Thursday at the same time? Something came up on Wednesday. Thanks, Alex"),
+    ("Calculate the area of a rectangle.", "width 4 cm, length 7 cm", "The area is 28 square centimetres."),
+    ("Describe the main character of a mystery novel in two sentences.", "", "Inspector Mara Quill notices what others overlook and trusts no one's first story. She solves crimes by walking the streets at night and listening."),
+    ("Give an example of a renewable source of energy.", "", "Wind power."),
+    ("Explain why the sky looks blue.", "", "Air molecules scatter short blue wavelengths of sunlight much more than red ones, so blue light reaches our eyes from every direction."),
+    ("Generate a list of five questions to ask in a job interview.", "", "What does a typical day look like? How is success measured? What are the team's goals this year? How do you support learning? What are the next steps?"),
+    ("Convert the temperature from Fahrenheit to Celsius.", "68 degrees Fahrenheit", "20 degrees Celsius."),
+    ("Identify the verb in the sentence.", "The children laughed at the clown.", "laughed"),
+    ("Recommend a book for someone who enjoys space exploration.", "", "The Martian by Andy Weir, a story of an astronaut stranded on Mars who survives with science and humour."),
+    ("Write a one-sentence description of a quiet village.", "", "Stone cottages line a single winding road where the only sound at noon is the church bell."),
+    ("Explain what a budget is to a ten-year-old.", "", "A budget is a plan for your money: you decide before you spend how much goes to each thing you need or want."),
+    ("Find the odd one out.", "apple, banana, carrot, cherry", "Carrot, because it is a vegetable and the others are fruits."),
+    ("Propose a slogan for a campaign to save water.", "", "Every drop counts: turn off the tap."),
+]
