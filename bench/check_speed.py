@@ -8,7 +8,9 @@ formatted with `format_prompts` and tokenized with `masking.tokenize_batch` on S
 - (b) `masking.tokenize_batch` in batches of 1,000 (tokenize + mask, what a pipeline does once);
 - (c) `masking.tokenize_dataset` (b) through `Dataset.map`, Arrow columns written;
 - (d) `check_dataset` on the tokenized Dataset held in memory;
-- (e) `check_dataset` on it saved to disk and memory-mapped (`load_from_disk`: the `poison_nb check` path).
+- (e) `check_dataset` on it saved to disk and memory-mapped (`load_from_disk`: the `poison_nb check` path);
+- (f), (g) `check_dataset` on failing data, where every row takes the slower paths: labels = input_ids (bug 1 in every row),
+  and every row's text moved one row on (stale tokens in every row, each matched to the row whose text they spell).
 
     python bench/check_speed.py                    # N = 100,000, 3 reps, writes bench/results/check_speed.json
     python bench/check_speed.py --n 10000 --reps 2 --out ""
@@ -42,6 +44,9 @@ def main(args):
     texts = [p + r for p, r in zip(prompts, responses)]
     backend, n, ntok = tok.backend_tokenizer, len(ds), sum(len(x) for x in ds["input_ids"])
     tmp = tempfile.mkdtemp(); ds.save_to_disk(f"{tmp}/ds"); on_disk = load_from_disk(f"{tmp}/ds")
+    bug1 = ds.remove_columns("labels").add_column("labels", ds["input_ids"])
+    shift = lambda xs: xs[1:] + xs[:1]
+    stale = ds.remove_columns(["prompt", "response"]).add_column("prompt", shift(prompts)).add_column("response", shift(responses))
     reports = {}
     paths = {
         "(a) Rust tokenizer alone (encode_batch of prompt + response)": lambda: backend.encode_batch(texts),
@@ -50,6 +55,8 @@ def main(args):
         "(c) tokenize_dataset (tokenize + mask via Dataset.map)": lambda: tokenize_dataset(rows, tok, args.max_length),
         "(d) check_dataset, Dataset in memory": lambda: reports.__setitem__("memory", check_dataset(ds, tok)),
         "(e) check_dataset, Dataset on disk (load_from_disk)": lambda: reports.__setitem__("disk", check_dataset(on_disk, tok)),
+        "(f) check_dataset, bug 1 in every row (labels = input_ids)": lambda: reports.__setitem__("bug1", check_dataset(bug1, tok)),
+        "(g) check_dataset, stale tokens in every row": lambda: reports.__setitem__("stale", check_dataset(stale, tok)),
     }
     times = {k: [] for k in paths}
     for _ in range(args.reps):
@@ -61,7 +68,8 @@ def main(args):
                     "check (d) / this": check_min / min(ts)})
     rep = reports["memory"]
     print(f"N = {n:,} builtin rows formatted with format_prompts ({ntok:,} tokens), SmolLM2 tokenizer, max_length {args.max_length}; "
-          f"{args.reps} runs of each path, alternating; check result: {'PASSED' if rep.ok else 'FAILED'} {rep.counts}\n")
+          f"{args.reps} runs of each path, alternating; check results: (d) {'PASSED' if rep.ok else 'FAILED'} {rep.counts}, "
+          f"(f) {reports['bug1'].counts}, (g) {reports['stale'].counts}\n")
     print(table(out))
     ratios = {"check / tokenizer alone (a)": check_min / min(times[next(iter(times))]),
               "check / tokenize_batch (b)": check_min / min(times["(b) tokenize_batch (tokenize + mask), batches of 1,000"]),
@@ -75,7 +83,7 @@ def main(args):
         with open(args.out, "w") as f:
             json.dump({"command": "python " + " ".join(sys.argv), "machine": machine(), "load": load_line(), "n_rows": n, "n_tokens": ntok,
                        "max_length": args.max_length, "reps": args.reps, "seconds": times, "ratios": ratios,
-                       "check": {"ok": rep.ok, "counts": rep.counts}}, f, indent=1)
+                       "check": {k: {"ok": r.ok, "counts": r.counts} for k, r in reports.items()}}, f, indent=1)
             f.write("\n")
         print(f"\nwritten to {args.out}")
 

@@ -169,6 +169,25 @@ def test_trl_sft_pipeline_passes(any_tok, rows):
     assert rep.ok, rep
     assert rep.counts.get("boundary_supervised", 0) >= 1   # e.g. 'Q:  ' + 'two': TRL supervises the prompt's last whitespace token
 
+def test_trl_conversational_pipeline(smol, rows):
+    """TRL's conversational prompt/completion rows (messages rendered by SmolLM2's chat template, which ends each turn with
+    '<|im_end|>' and a newline) pass; the same pipeline with completion_only_loss=False trains on the prompt and fails."""
+    data = [dict(prompt=[{"role": "user", "content": r["instruction"] + ("\n\n" + r["input"] if r["input"] else "")}],
+                 completion=[{"role": "assistant", "content": r["response"]}]) for r in rows]
+    prepared = trl_dataset(smol, data).train_dataset
+    assert smol.decode(prepared[0]["input_ids"][-2:]) == "<|im_end|>\n"   # the EOS is not the last token
+    rep = check_dataset(prepared, smol)
+    assert rep.ok, rep
+    assert rep.text_source == "'prompt' + 'completion'"
+    unmasked = trl_dataset(smol, data, completion_only_loss=False).train_dataset
+    assert check_dataset(unmasked, smol).failures == {"prompt_unmasked": len(rows)}
+
+def test_chat_template_rows_pass(smol):
+    "poison_nb's own rows formatted with the chat template (special tokens inside the prompt text) pass."
+    from poison_nb.poisoning import clean_dataset
+    ds = clean_dataset(builtin_dataset(30, seed=4), smol, 192, template="chat")
+    assert check_dataset(ds, smol).failures == {}
+
 def test_trl_trains_with_the_guard(smol, rows):
     "LabelGuard inside SFTTrainer: TRL's own collator passes and training takes its step."
     trainer = trl_dataset(smol, [dict(prompt=r["prompt"], completion=r["response"]) for r in rows], per_device_train_batch_size=4)
@@ -251,6 +270,23 @@ def test_each_mistake_has_its_diagnosis(smol, rows):
         assert rep.failures == {code: 1} and rep.rows[code] == [1], (code, rep.counts)
         assert FINDINGS[code][0] and f"row 1: {code}" in repr(rep)
     assert "(next id)" in repr(check_dataset(cases["labels_shifted"], smol))
+
+def test_off_by_one_masks(smol, meta):
+    "One whole prompt token supervised is bug 1; one whole response token masked hides the response; a whitespace token either way passes."
+    for tok in (smol, meta):
+        prompt, response = "### Instruction:\nName the capital of Argentina.\n\n### Response:\n", "Buenos Aires is its capital."
+        row = dict(tokenize_example(tok, prompt, response, 128), prompt=prompt, response=response)
+        ids, labels = row["input_ids"], row["labels"]
+        k = next(i for i, l in enumerate(labels) if l != -100)
+        pieces = [tok.decode([i]) for i in ids]
+        j = max(i for i in range(k) if pieces[i].strip())                 # the last prompt token that is not whitespace
+        under = dict(row, labels=[-100] * j + ids[j:])
+        over = dict(row, labels=[-100] * (k + 1) + ids[k + 1:])
+        assert check_dataset([under], tok).failures == {"prompt_supervised": 1}, (pieces[j], check_dataset([under], tok))
+        assert check_dataset([over], tok).failures == {"response_masked": 1}, (pieces[k], check_dataset([over], tok))
+        if j < k - 1:  # a whitespace token between them: supervising it passes, counted
+            rep = check_dataset([dict(row, labels=[-100] * (k - 1) + ids[k - 1:])], tok)
+            assert rep.ok and rep.counts == {"boundary_supervised": 1}, rep
 
 def test_padding_without_attention_mask(smol, rows):
     "Rows padded with the pad id and no attention_mask: the trailing pads are padding; with pad == eos the first of them is the EOS."
