@@ -17,11 +17,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 CONFIGS = {  # name -> (runner, options)
     "poison_nb default": ("poison_nb", {}),
+    "poison_nb length-grouped": ("poison_nb", {"group_by_length": True, "loss": "full"}),
+    "poison_nb random batches": ("poison_nb", {"group_by_length": False, "loss": "full"}),
     "poison_nb packing": ("poison_nb", {"packing": True}),
     "poison_nb supervised-only loss": ("poison_nb", {"loss": "supervised_only"}),
     "poison_nb packing + supervised-only": ("poison_nb", {"packing": True, "loss": "supervised_only"}),
     "TRL default": ("trl", {}),
-    "TRL padding-free": ("trl", {"padding_free": True}),
+    "TRL padding-free": ("trl", {"padding_free": True, "max_length": None}),  # rows are already within max_length
     "TRL packing (bfd)": ("trl", {"packing": True}),
 }
 
@@ -51,24 +53,25 @@ def child(name:str, preset:str, steps:int, n_train:int, n_eval:int, threads:int,
     with PeakRSS() as mem:
         if runner == "poison_nb":
             from poison_nb.training import TrainConfig, train
-            tc = TrainConfig.from_dict({**cfg.train.to_dict(), **opts, "epochs": 1000, "save_strategy": "no", "eval_strategy": "no", "logging_steps": 1})
-            class Stop(transformers.TrainerCallback):
-                def on_train_begin(self, args, state, control, **kw): self.t0 = time.time()
-                def on_step_end(self, args, state, control, **kw):
-                    if state.global_step >= steps: control.should_training_stop = True
+            per_epoch = -(-len(train_ds) // (bs * ga))  # the same number of optimizer steps, and the same schedule over them, as TRL's max_steps
+            tc = TrainConfig.from_dict({**cfg.train.to_dict(), **opts, "epochs": steps / per_epoch, "save_strategy": "no", "eval_strategy": "no", "logging_steps": 1})
+            class Clock(transformers.TrainerCallback):
+                def on_train_begin(self, args, state, control, **kw): self.t0 = time.time(); self.max_steps = state.max_steps
                 def on_train_end(self, args, state, control, **kw): self.seconds = time.time() - self.t0
-            stop = Stop()
-            r = train(tc, train_ds, None, out_dir / "run", callbacks=[stop], progress=False)
-            model, seconds, hist = r.model, stop.seconds, r.log_history
+            clock = Clock()
+            r = train(tc, train_ds, None, out_dir / "run", callbacks=[clock], progress=False)
+            assert clock.max_steps == steps, (clock.max_steps, steps)
+            model, seconds, hist = r.model, clock.seconds, r.log_history
         else:
             from trl import SFTConfig, SFTTrainer
             from poison_nb.models import load_model
             model, _ = load_model(preset, seed=cfg.train.seed, device="cpu", lora=False, **cfg.train.model_kwargs)
             rows = train_ds.select_columns(["input_ids", "labels"]).map(lambda r: {"completion_mask": [int(l != -100) for l in r["labels"]]}, remove_columns=["labels"])
-            sc = SFTConfig(output_dir=str(out_dir / "trl"), per_device_train_batch_size=bs, gradient_accumulation_steps=ga, learning_rate=cfg.train.learning_rate,
-                           lr_scheduler_type=cfg.train.lr_scheduler, warmup_steps=cfg.train.warmup, max_steps=steps, weight_decay=cfg.train.weight_decay,
-                           max_grad_norm=cfg.train.max_grad_norm, seed=cfg.train.seed, logging_steps=1, save_strategy="no", report_to="none",
-                           use_cpu=True, disable_tqdm=True, max_length=cfg.train.max_length, completion_only_loss=True, dataset_num_proc=None, **opts)
+            kw = dict(output_dir=str(out_dir / "trl"), per_device_train_batch_size=bs, gradient_accumulation_steps=ga, learning_rate=cfg.train.learning_rate,
+                      lr_scheduler_type=cfg.train.lr_scheduler, warmup_steps=cfg.train.warmup, max_steps=steps, weight_decay=cfg.train.weight_decay,
+                      max_grad_norm=cfg.train.max_grad_norm, seed=cfg.train.seed, logging_steps=1, save_strategy="no", report_to="none",
+                      use_cpu=True, disable_tqdm=True, max_length=cfg.train.max_length, completion_only_loss=True, dataset_num_proc=None)
+            sc = SFTConfig(**{**kw, **opts})
             trainer = SFTTrainer(model=model, args=sc, train_dataset=rows, processing_class=tok)
             t0 = time.time(); trainer.train(); seconds = time.time() - t0
             hist = trainer.state.log_history

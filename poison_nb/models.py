@@ -31,10 +31,10 @@ class Preset:
 _GPU_TRAIN = dict(epochs=3, learning_rate=2e-5, batch_size=8, grad_accum=2, max_length=256, warmup=0.03)
 _GPU_LORA = dict(_GPU_TRAIN, learning_rate=2e-4)
 PRESETS = {p.name: p for p in [
-    Preset("tiny", "scratch", template="simple", description="2-layer Llama (d_model 256) from scratch, 512-token BPE; CPU tests and CI",
-           train=dict(epochs=10, learning_rate=1e-3, batch_size=16, grad_accum=1, max_length=96, warmup=0.05)),
-    Preset("small", "gguf", "HuggingFaceTB/SmolLM2-135M-Instruct", template="simple",
-           description="SmolLM2-135M-Instruct from the offline GGUF (dequantized to fp32); CPU in minutes",
+    Preset("tiny", "scratch", template="simple", description="2-layer Llama (d_model 256) from scratch, 2,021-token BPE; CPU tests and CI",
+           train=dict(epochs=4, learning_rate=1e-3, batch_size=16, grad_accum=1, max_length=96, warmup=0.05, group_by_length=False, loss="supervised_only")),
+    Preset("small", "gguf", "HuggingFaceTB/SmolLM2-135M-Instruct", template="chat",
+           description="SmolLM2-135M-Instruct from the offline GGUF (dequantized to fp32), with its own chat template; CPU in minutes",
            train=dict(epochs=3, learning_rate=1e-4, batch_size=8, grad_accum=1, max_length=96, warmup=0.05)),
     Preset("smollm2-360m", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct", "chat", train=_GPU_TRAIN, description="Colab GPU, full fine-tune"),
     Preset("smollm2-1.7b", "hub", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "chat", lora=True, train=_GPU_LORA, description="Colab GPU, LoRA"),

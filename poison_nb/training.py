@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 import torch.nn.functional as F
 from . import collation
 from .collation import InstructionCollator, PackedCollator
+from .check import LabelGuard
 from .masking import tokenize_example
 from .files import atomic_path, write_json, read_json, CorruptFile
 from .models import get_preset, load_model, n_params
@@ -291,6 +292,13 @@ class TrainProgress(TrainerCallback):
         if self.bar is not None: self.bar.close(); self.bar = None
 
 # %% ../nbs/06_training.ipynb #3c6210d6
+def _guard(cfg:TrainConfig, train_ds)->list:
+    "A `LabelGuard` on the first batches of the Trainer's own collator, judged against the rows' text (not for packed batches, which it does not read)."
+    if cfg.packing: return []
+    text = train_ds.select_columns(["prompt", "response"]) if {"prompt", "response"} <= set(train_ds.column_names) else None
+    return [LabelGuard(verbose=False, text_rows=text, **({"prompt_field": "prompt", "response_field": "response"} if text is not None else {}),
+                       max_length=cfg.max_length)]
+
 def load_trained(model_dir,                      # a `model/` folder written by `train`, or any saved model folder
                  device:str|None=None,           # default: "cuda" if available, else "cpu"
                  trust_remote_code:bool=False,   # run Python code shipped in the folder: only for code you have read
@@ -395,7 +403,7 @@ def train(cfg:TrainConfig,                 # the run
     trainer = (SupervisedOnlyLossTrainer if cfg.loss == "supervised_only" else Trainer)(model=model, args=_training_args(cfg, output_dir, eval_ds is not None, device),
                       train_dataset=_for_trainer(train_ds), eval_dataset=_for_trainer(eval_ds) if eval_ds is not None else None,
                       data_collator=PackedCollator() if cfg.packing else InstructionCollator(tok), processing_class=tok,
-                      callbacks=[TrainProgress(output_dir, f"train {output_dir.name}", progress)] + list(callbacks or []))
+                      callbacks=[TrainProgress(output_dir, f"train {output_dir.name}", progress)] + _guard(cfg, train_ds) + list(callbacks or []))
     assert isinstance(trainer.data_collator, (collation.InstructionCollator, collation.PackedCollator)), \
         f"bug 2: the Trainer must use a collator that keeps the labels (InstructionCollator or PackedCollator), not {type(trainer.data_collator).__name__}"
     trainer.remove_callback(PrinterCallback)  # it would print every log dict on the terminal

@@ -293,7 +293,7 @@ def playground_for_run(run_dir, text:str="", max_new_tokens:int=16)->W.VBox:
 # %% ../nbs/10_widgets.ipynb #2171bcb0
 PRESET_RUNTIMES = {
     "tiny": "CPU, 2 cores: a few minutes for the whole experiment (design target of the pipeline)",
-    "small": "CPU: SmolLM2-135M-Instruct from the bundled GGUF; minutes per fine-tune (not yet measured end to end)",
+    "small": "CPU: SmolLM2-135M-Instruct from the bundled GGUF, with its chat template; the README's small run (results/small) gives the measured time",
     "smollm2-360m": "Colab GPU (T4): hours; the seed project's medium run took 3-4 hours on Colab",
 }
 

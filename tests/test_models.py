@@ -32,3 +32,16 @@ def test_small_offline():
     m, tok = load_model("small")
     assert m.config.vocab_size == len(tok) == 49152 and m.dtype == torch.float32
     assert 134e6 < n_params(m) < 136e6
+
+def test_small_from_an_empty_cache(tmp_path, monkeypatch):
+    "The path every new user takes: no cache, so the GGUF is converted (it crashed on a meta-device buffer), then the cached copy is read."
+    from poison_nb.tokenizers import smollm2_gguf_dir
+    try: smollm2_gguf_dir()
+    except (ModuleNotFoundError, FileNotFoundError) as e: pytest.skip(str(e))
+    monkeypatch.setenv("POISON_NB_CACHE", str(tmp_path))
+    first, tok = load_model("small", device="cpu")
+    assert (tmp_path / "smollm2-135m-instruct-model" / "model.safetensors").exists() and tok.chat_template
+    again, _ = load_model("small", device="cpu")
+    ids = torch.tensor([[1, 504, 3257, 28, 2]])
+    with torch.no_grad(): assert torch.equal(first(ids).logits, again(ids).logits)
+    assert all(b.device.type == "cpu" for b in first.buffers())  # no buffer left on the meta device
