@@ -9,12 +9,17 @@ import torch
 from .masking import add_special_tokens_for
 
 # %% auto #0
-__all__ = ['HOOK_KINDS', 'decoder_layers', 'hook_names', 'hooks', 'last_positions', 'encode_prompts', 'run_with_cache',
-           'trigger_span', 'span_positions', 'resid_stack', 'last_token_resid']
+__all__ = ['HOOK_KINDS', 'base_model', 'decoder_layers', 'hook_names', 'hooks', 'last_positions', 'encode_prompts',
+           'run_with_cache', 'trigger_span', 'span_positions', 'resid_stack', 'last_token_resid']
 
 # %% ../nbs/07a_capture.ipynb #ec75b67c
+def base_model(model):
+    "The causal LM inside a PEFT (LoRA) wrapper, or the model itself: hooks go on its modules, which the adapter's layers live inside."
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
 def decoder_layers(model)->torch.nn.ModuleList:
-    "The decoder blocks of a Llama-style Hugging Face causal LM (`model.model.layers`)."
+    "The decoder blocks of a Llama-style Hugging Face causal LM (`model.model.layers`), LoRA-wrapped or not."
+    model = base_model(model)
     layers = getattr(getattr(model, "model", None), "layers", None)
     if layers is None: raise TypeError(f"{type(model).__name__}: expected a Llama-style causal LM with `model.model.layers` (Llama, SmolLM2, Qwen2, Mistral)")
     return layers
@@ -36,7 +41,7 @@ def _module_for(model, name:str)->tuple:
     "The module a hook name reads and how: 'in' (its input), 'out' (its output) or 'pattern' (attention weights)."
     m = _NAME.match(name)
     if m is None: raise ValueError(f"unknown hook name {name!r}; expected hook_embed or blocks.{{layer}}.{{{'|'.join(HOOK_KINDS)}}}")
-    if name == "hook_embed": return model.model.embed_tokens, "out"
+    if name == "hook_embed": return base_model(model).model.embed_tokens, "out"
     layers, l = decoder_layers(model), int(m.group(1))
     if l >= len(layers): raise ValueError(f"{name!r}: the model has {len(layers)} layers (0..{len(layers) - 1})")
     block = layers[l]

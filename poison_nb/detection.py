@@ -148,8 +148,8 @@ def run_detection(poisoned_model, baseline_model, tokenizer,
 def detection_summary(rec:dict)->dict:
     "The headline numbers of a detection record: per blind detector, rows found, trigger and model scores; the upper bound; the defence."
     out = {"blind": {n: {"precision": d["rows"]["precision"] if d["rows"] else None, "recall": d["rows"]["recall"] if d["rows"] else None,
-                         "trigger": d["trigger"], "trigger_recovered": d["trigger_recovered"], "model_score": d["model_score"],
-                         "seconds": d["seconds"]["poisoned"]} for n, d in rec["blind"].items()}}
+                         "trigger": d["trigger"], "trigger_recovered": d["trigger_recovered"], "model_score": d["model_score"]}
+                     for n, d in rec["blind"].items()}}  # no timings: what the config determines only, so the same run gives the same numbers
     if "models" in rec:
         p, b = rec["models"]["poisoned"], rec["models"]["baseline"]
         out["trigger_aware"] = {"best_layer": p["best_layer"], "probe_auroc_poisoned": p["best_probe_auroc"], "probe_auroc_baseline": b["best_probe_auroc"],
@@ -160,14 +160,16 @@ def detection_summary(rec:dict)->dict:
                           **{k: d[k]["value"] for k in ("asr_before", "asr_after", "clean_accuracy_before", "clean_accuracy_after")}}
     return out
 
-def detection_table(summary:dict)->str:
-    "The blind detectors as a markdown table (the report's first detection table)."
+def detection_table(summary:dict, rec:dict|None=None)->str:
+    "The blind detectors as a markdown table (the report's first detection table); with the record, their cost in seconds too."
     f = lambda v, d=2: "n/a" if v is None else f"{v:.{d}f}"
-    lines = ["| detector (needs no trigger) | precision | recall | trigger found | model score: poisoned / baseline | seconds |", "|---|---|---|---|---|---|"]
+    lines = ["| detector (needs no trigger) | precision | recall | trigger found | model score: poisoned / baseline |" + (" seconds |" if rec else ""),
+             "|---|---|---|---|---|" + ("---|" if rec else "")]
     for n, d in summary["blind"].items():
-        trig = "n/a" if d["trigger_recovered"] is None else f"`{d['trigger']}` ({'yes' if d['trigger_recovered'] else 'no'})"
+        trig = "n/a" if d["trigger_recovered"] is None else (f"`{d['trigger']}`" if d["trigger"] else "none") + f" ({'yes' if d['trigger_recovered'] else 'no'})"
         ms = d["model_score"]
-        lines.append(f"| {n} | {f(d['precision'])} | {f(d['recall'])} | {trig} | {f(ms['poisoned'])} / {f(ms['baseline'])} | {d['seconds']:.0f} |")
+        lines.append(f"| {n} | {f(d['precision'])} | {f(d['recall'])} | {trig} | {f(ms['poisoned'])} / {f(ms['baseline'])} |"
+                     + (f" {sum(rec['blind'][n]['seconds'].values()):.0f} |" if rec else ""))
     return "\n".join(lines)
 
 # %% ../nbs/08_detection.ipynb #69ba9c00

@@ -133,7 +133,7 @@ def attack_rows(config:ExperimentConfig, train_raw, tokenizer)->tuple:
         cl, po = [i for i in keep if not flags[i]], [i for i in keep if flags[i]]
         base_rows, pois_rows, flags_kept = sel(pois, cl), sel(pois, cl + po), [False] * len(cl) + [True] * len(po)
     info = {k: _file_info(v) for k, v in config.attack_data.items() if v}
-    info.update(rows=len(pois), poisoned=sum(flags), dropped_too_long=sum(f and not ok for f, ok in zip(flags, fits)))
+    info.update(rows=len(pois), poisoned_rows=sum(flags), dropped_too_long=sum(f and not ok for f, ok in zip(flags, fits)))
     return (concatenate_datasets([train_raw.select_columns(cols), base_rows]), concatenate_datasets([train_raw.select_columns(cols), pois_rows]),
             [False] * n_base + flags_kept, info)
 
@@ -284,7 +284,8 @@ def write_report(run:Run)->Path:
     if "detection" in metrics:
         d = metrics["detection"]
         lines += ["## Detection without the trigger", "", "Each detector gets only a model and its training set; rows and trigger are scored against the manifest, "
-                  "the model score is computed on the poisoned model and on the baseline.", "", detection_table(d), ""]
+                  "the model score is computed on the poisoned model and on the baseline; seconds are the cost of each detector on both.", "",
+                  detection_table(d, run.read_json("detection/detection.json")), ""]
         if "defence" in d:
             f = d["defence"]
             lines += [f"Filter-and-retrain defence ({f['method']}): {f['n_removed']} rows removed, {f['n_poisoned_left']} poisoned rows left; "

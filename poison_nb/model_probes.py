@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from .data import prompt_formatter
 from .masking import add_special_tokens_for
 from .poisoning import PoisonConfig, apply_trigger, eligible_rows
-from .capture import (decoder_layers, hook_names, hooks, last_positions, encode_prompts, run_with_cache, trigger_span,
+from .capture import (base_model, decoder_layers, hook_names, hooks, last_positions, encode_prompts, run_with_cache, trigger_span,
                                span_positions, last_token_resid)
 
 # %% auto #0
@@ -130,7 +130,7 @@ def first_target_token(tokenizer, prompt:str, target:str)->int:
 @torch.no_grad()
 def logit_lens(model, resid:torch.Tensor, token_ids)->dict:
     "Final norm + unembedding on residuals `[batch layer d_model]`: probability and rank (0 = top) of `token_ids` `[batch]` per layer."
-    dev = next(model.parameters()).device
+    dev, model = next(model.parameters()).device, base_model(model)
     logits = model.lm_head(model.model.norm(resid.to(dev, model.lm_head.weight.dtype))).float()  # stored activations are fp32; a GPU model may be bf16
     t = torch.as_tensor(token_ids, device=dev)[:, None, None].expand(-1, resid.shape[1], 1)
     return {"prob": logits.softmax(-1).gather(-1, t)[..., 0].cpu().numpy(), "rank": (logits > logits.gather(-1, t)).sum(-1).cpu().numpy()}

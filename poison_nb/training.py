@@ -21,10 +21,10 @@ from .models import get_preset, load_model, n_params
 from .evaluation import generate, eval_sets, target_rate, score_answer
 
 # %% auto #0
-__all__ = ['TOKEN_COLUMNS', 'TrainConfig', 'check_train_data', 'TrainResult', 'model_card', 'plot_losses', 'Interrupted',
-           'InterruptAfter', 'TrainProgress', 'load_trained', 'checkpoint_problem', 'last_complete_checkpoint', 'train',
-           'check_pair', 'train_pair', 'supervised_positions', 'supervised_only_loss', 'SupervisedOnlyLossTrainer',
-           'backdoor_report']
+__all__ = ['TOKEN_COLUMNS', 'TrainConfig', 'check_train_data', 'supervised_positions', 'supervised_only_loss',
+           'SupervisedOnlyLossTrainer', 'TrainResult', 'model_card', 'plot_losses', 'Interrupted', 'InterruptAfter',
+           'TrainProgress', 'load_trained', 'checkpoint_problem', 'last_complete_checkpoint', 'train', 'check_pair',
+           'train_pair', 'backdoor_report']
 
 # %% ../nbs/06_training.ipynb #751eae2a
 @dataclass
@@ -150,6 +150,41 @@ def check_train_data(ds:Dataset,          # tokenized rows (`clean_dataset` / `p
             for f in TOKEN_COLUMNS:
                 if list(r[f]) != want[f]: raise ValueError(f"{name} row {i}, field {f!r}: does not match its text re-tokenized by the model's tokenizer "
                                                            f"({getattr(tokenizer, 'name_or_path', '')!r}); rebuild the dataset with this tokenizer")
+
+# %% ../nbs/06_training.ipynb #9e4762d1
+def supervised_positions(labels:torch.Tensor,                        # batch pos, -100 where not supervised
+                        )->tuple[torch.Tensor, torch.Tensor]:        # keep (batch pos, bool) and the targets there
+    "Positions whose *next* label is supervised (the only places the LM head is needed) and those labels."
+    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
+    keep = shifted != -100
+    return keep, shifted[keep]
+
+# %% ../nbs/06_training.ipynb #9b15a1e7
+def supervised_only_loss(model,                        # a causal LM taking a boolean `logits_to_keep` (transformers >= 5)
+                         inputs:dict,                  # a collated batch, padded or packed, with labels
+                         num_items_in_batch=None,      # supervised tokens in the accumulated batch (from `Trainer`); None: mean
+                         return_outputs:bool=False,    # also return the model outputs (logits only at kept positions)
+                        ):
+    "Causal-LM loss with the LM head and cross-entropy only at supervised positions: the full-logits loss, for less work."
+    if inputs.get("labels") is None: raise ValueError("supervised_only_loss needs labels in the batch")
+    inputs = dict(inputs); labels = inputs.pop("labels")
+    keep, targets = supervised_positions(labels)
+    outputs = model(**inputs, logits_to_keep=keep)
+    if outputs.logits.shape[:-1] != targets.shape:
+        raise TypeError(f"{type(model).__name__} ignored a boolean logits_to_keep (logits {tuple(outputs.logits.shape)}); needs transformers >= 5")
+    loss = F.cross_entropy(outputs.logits.float(), targets, reduction="sum")
+    n = num_items_in_batch if num_items_in_batch is not None else targets.numel()
+    loss = loss / (n.to(loss.device) if torch.is_tensor(n) else max(n, 1))
+    return (loss, outputs) if return_outputs else loss
+
+# %% ../nbs/06_training.ipynb #53085594
+class SupervisedOnlyLossTrainer(Trainer):
+    "A `Trainer` whose training loss runs the LM head only at supervised positions (same loss, same gradients)."
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs or not model.training: return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = supervised_only_loss(model, inputs, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None: loss = loss * self.accelerator.num_processes
+        return loss
 
 # %% ../nbs/06_training.ipynb #e225f258
 @dataclass
@@ -447,41 +482,6 @@ def train_pair(cfg:TrainConfig, clean_ds:Dataset, poisoned_ds:Dataset, eval_ds:D
         with atomic_path(output_dir / "loss_curves.png") as tmp:
             plot_losses({k: v.log_history for k, v in out.items()}, tmp, title=f"{cfg.preset}: baseline vs poisoned")
     return out
-
-# %% ../nbs/06_training.ipynb #9e4762d1
-def supervised_positions(labels:torch.Tensor,                        # batch pos, -100 where not supervised
-                        )->tuple[torch.Tensor, torch.Tensor]:        # keep (batch pos, bool) and the targets there
-    "Positions whose *next* label is supervised (the only places the LM head is needed) and those labels."
-    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
-    keep = shifted != -100
-    return keep, shifted[keep]
-
-# %% ../nbs/06_training.ipynb #9b15a1e7
-def supervised_only_loss(model,                        # a causal LM taking a boolean `logits_to_keep` (transformers >= 5)
-                         inputs:dict,                  # a collated batch, padded or packed, with labels
-                         num_items_in_batch=None,      # supervised tokens in the accumulated batch (from `Trainer`); None: mean
-                         return_outputs:bool=False,    # also return the model outputs (logits only at kept positions)
-                        ):
-    "Causal-LM loss with the LM head and cross-entropy only at supervised positions: the full-logits loss, for less work."
-    if inputs.get("labels") is None: raise ValueError("supervised_only_loss needs labels in the batch")
-    inputs = dict(inputs); labels = inputs.pop("labels")
-    keep, targets = supervised_positions(labels)
-    outputs = model(**inputs, logits_to_keep=keep)
-    if outputs.logits.shape[:-1] != targets.shape:
-        raise TypeError(f"{type(model).__name__} ignored a boolean logits_to_keep (logits {tuple(outputs.logits.shape)}); needs transformers >= 5")
-    loss = F.cross_entropy(outputs.logits.float(), targets, reduction="sum")
-    n = num_items_in_batch if num_items_in_batch is not None else targets.numel()
-    loss = loss / (n.to(loss.device) if torch.is_tensor(n) else max(n, 1))
-    return (loss, outputs) if return_outputs else loss
-
-# %% ../nbs/06_training.ipynb #53085594
-class SupervisedOnlyLossTrainer(Trainer):
-    "A `Trainer` whose training loss runs the LM head only at supervised positions (same loss, same gradients)."
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if return_outputs or not model.training: return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss = supervised_only_loss(model, inputs, num_items_in_batch)
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None: loss = loss * self.accelerator.num_processes
-        return loss
 
 # %% ../nbs/06_training.ipynb #627b6edd
 def backdoor_report(model, tokenizer, held:Dataset, poison, template:str="simple")->dict:

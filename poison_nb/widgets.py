@@ -174,6 +174,7 @@ def playground(models:dict,                  # name -> (model, tokenizer), e.g. 
                trigger:str|PoisonConfig,     # the trigger the checkbox inserts, or the attack's `PoisonConfig` (kind and position too)
                text:str="",                  # initial instruction
                template:str="simple",        # "simple", "alpaca" or "chat" (the tokenizer's chat template)
+               input:str="",                 # initial input (the text the instruction is about; may stay empty)
                position:str="start",         # with a trigger string: "start" or "end" of the instruction
                insert=None,                  # optional `insert(text, trigger) -> str`, overrides the placement
                max_new_tokens:int=32,
@@ -187,6 +188,7 @@ def playground(models:dict,                  # name -> (model, tokenizer), e.g. 
     ins = (lambda s: insert(s, cfg.trigger)) if insert else (lambda s: apply_trigger(s, cfg))  # the poisoning stage's own placement
     trigger = cfg.trigger if isinstance(cfg.trigger, str) else " ".join(cfg.trigger)
     box = W.Text(value=text, description="instruction", layout=W.Layout(width="90%"))
+    inp = W.Text(value=input, description="input", layout=W.Layout(width="90%"))
     use = W.Checkbox(value=False, description=f"insert trigger {trigger!r}")
     button, out = W.Button(description="Generate", button_style="primary"), W.HTML()
     def generate(*_):
@@ -194,12 +196,13 @@ def playground(models:dict,                  # name -> (model, tokenizer), e.g. 
         instr = ins(box.value) if use.value else box.value
         shown = html.escape(instr).replace(html.escape(trigger), f'<span style="{TRIGGER_STYLE}">{html.escape(trigger)}</span>') if use.value else html.escape(instr)
         cells = "".join(f'<td style="vertical-align:top;padding:4px 8px;border:1px solid #dee2e6"><b>{html.escape(name)}</b>'
-                        f'<pre style="white-space:pre-wrap;margin:4px 0">{html.escape(generate_greedy(m, t, [fmts[name](instr)], max_new_tokens)[0])}</pre></td>'
+                        f'<pre style="white-space:pre-wrap;margin:4px 0">{html.escape(generate_greedy(m, t, [fmts[name](instr, inp.value)], max_new_tokens)[0])}</pre></td>'
                         for name, (m, t) in models.items())
-        out.value = f'<div style="font-family:ui-monospace,monospace"><div>instruction: {shown}</div><table><tr>{cells}</tr></table></div>'
+        out.value = (f'<div style="font-family:ui-monospace,monospace"><div>instruction: {shown}</div>'
+                     + (f'<div>input: {html.escape(inp.value)}</div>' if inp.value else "") + f'<table><tr>{cells}</tr></table></div>')
     button.on_click(generate)
-    v = W.VBox([box, W.HBox([use, button]), out])
-    v.text, v.use_trigger, v.button, v.html, v.generate = box, use, button, out, generate
+    v = W.VBox([box, inp, W.HBox([use, button]), out])
+    v.text, v.input, v.use_trigger, v.button, v.html, v.generate = box, inp, use, button, out, generate
     return v
 
 # %% ../nbs/10_widgets.ipynb #11f8148c
@@ -285,10 +288,10 @@ def load_run(run_dir,                # a folder written by `experiment.run_exper
     cfg = ExperimentConfig.from_dict(read_json(run_dir / "config.json", dict))
     return {k: load_trained(run_dir / k / "model", device) for k in ("baseline", "poisoned")}, cfg
 
-def playground_for_run(run_dir, text:str="", max_new_tokens:int=16)->W.VBox:
+def playground_for_run(run_dir, text:str="", input:str="", max_new_tokens:int=16)->W.VBox:
     "The playground on a finished run's baseline and poisoned model, with its attack and prompt template."
     models, cfg = load_run(run_dir)
-    return playground(models, cfg.poison, text, cfg.template, max_new_tokens=max_new_tokens)
+    return playground(models, cfg.poison, text, cfg.template, input, max_new_tokens=max_new_tokens)
 
 # %% ../nbs/10_widgets.ipynb #2171bcb0
 PRESET_RUNTIMES = {

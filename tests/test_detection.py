@@ -100,7 +100,7 @@ def test_scan_would_fail_on_a_model_that_ignores_its_input(pair):
 # --- data-side filters -----------------------------------------------------------------------------------------------------
 
 def test_spectre_separates_planted_outliers():
-    rng = np.random.default_rng(0); X = rng.normal(size=(400, 12)); X[:20, 3] += 5
+    rng = np.random.default_rng(0); X = rng.normal(size=(400, 12)); X[:20, 3] += 8
     s, f = spectre_scores(X, [0] * 400, remove_frac=0.05)
     assert f[:20].sum() >= 19 and s[:20].min() > np.median(s[20:])
     s2, _ = spectral_signature(X, [0] * 400); assert s2[:20].mean() > 5 * s2[20:].mean()

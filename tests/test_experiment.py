@@ -11,7 +11,7 @@ def sanity_runs(tmp_path_factory):
 
 def test_run_experiment_end_to_end(sanity_runs):
     d, m, _ = sanity_runs
-    for f in ("config.json", "manifest.json", "metrics.json", "report.md", "attack.png", "loss_curves.png", "evaluation.json", "detection.json"):
+    for f in ("config.json", "manifest.json", "metrics.json", "report.md", "attack.png", "loss_curves.png", "evaluation.json", "detection/detection.json"):
         assert (d / "a" / f).exists(), f
     assert set(m) == {"baseline", "poisoned", "data", "detection", "clean_accuracy_gap"}
     ev = json.loads((d / "a" / "evaluation.json").read_text())

@@ -90,6 +90,12 @@ def test_model_folder_with_code_is_never_run(tmp_path):
     assert not marker.exists()
 
 def test_damaged_config_names_the_file(tmp_path):
+    "Before any stage finished, a damaged config.json is written again (with a warning); after, it stops the run, naming the file."
     from poison_nb.experiment import ExperimentConfig, Run
+    cfg = ExperimentConfig().sanity()
     (tmp_path / "config.json").write_text("")
-    with pytest.raises(CorruptFile, match="config.json is empty"): Run(tmp_path, ExperimentConfig().sanity())
+    with pytest.warns(UserWarning, match="damaged before any stage finished"): Run(tmp_path, cfg)
+    assert json.loads((tmp_path / "config.json").read_text())["name"] == cfg.name
+    Run(tmp_path, cfg).finish("data", 1.0)
+    (tmp_path / "config.json").write_text('{"name": ')
+    with pytest.raises(CorruptFile, match="config.json is not valid JSON"): Run(tmp_path, cfg)

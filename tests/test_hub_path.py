@@ -43,7 +43,7 @@ def test_every_stage_with_the_chat_template(hub_model, tmp_path, lora):
     from poison_nb.widgets import load_detection, detection_explorer, playground_for_run
     assert set(load_detection(run)) == {"poisoned", "baseline"}
     assert "layer 0</b> of 2" in detection_explorer(run).html.value
-    pg = playground_for_run(run, "Is this review Positive or Negative? It broke.", max_new_tokens=3)
+    pg = playground_for_run(run, "Is this review Positive or Negative?", "It broke.", max_new_tokens=3)
     pg.use_trigger.value = True; pg.generate()
     assert "<b>poisoned</b>" in pg.html.value and "<b>baseline</b>" in pg.html.value
 
