@@ -34,7 +34,9 @@ def run_cell(args_tuple):
     from poison_nb.detection import run_detection, detection_summary
     from poison_nb.training import train
     cell = Path(out) / f"{kind}-{target}-n{n}-s{seed}"
-    if (cell / "grid_cell.json").exists(): return json.loads((cell / "grid_cell.json").read_text())
+    from poison_nb.files import read_json, write_json, CorruptFile
+    try: return read_json(cell / "grid_cell.json", dict)
+    except (FileNotFoundError, CorruptFile): pass  # not done, or cut short by a kill: (re)do it; trained models in the folder are reused
     cfg = cell_config(preset, kind, target, n, seed, overrides)
     base = Path(out) / f"baseline-s{seed}"
     if (base / "baseline" / "train_result.json").exists() and not (cell / "baseline").exists():
@@ -52,7 +54,7 @@ def run_cell(args_tuple):
                "asr": m["poisoned"]["asr"]["value"], "asr_baseline": m["baseline"]["asr"]["value"],
                "clean_accuracy": m["poisoned"]["clean_accuracy"]["value"], "clean_accuracy_baseline": m["baseline"]["clean_accuracy"]["value"],
                "detectors": s["blind"], "defence": s["defence"], "seconds": round(time.time() - t0, 1)}
-    (cell / "grid_cell.json").write_text(json.dumps(out_rec, indent=1))
+    write_json(cell / "grid_cell.json", out_rec, indent=1)
     if not (base / "baseline").exists(): shutil.copytree(cell / "baseline", base / "baseline")
     return out_rec
 
@@ -63,15 +65,17 @@ def run_baseline(args_tuple):
     torch.set_num_threads(threads)
     from poison_nb.experiment import run_experiment, Run, _load_models, _load_data
     from poison_nb.detection import run_blind, DetectionInput
+    from poison_nb.files import read_json, write_json, CorruptFile
     path = Path(out) / f"clean-s{seed}" / "grid_clean.json"
-    if path.exists(): return json.loads(path.read_text())
+    try: return read_json(path, dict)
+    except (FileNotFoundError, CorruptFile): pass
     cfg = cell_config(preset, "token", "label_flip", 0, seed, overrides)  # a dose of 0: the poisoned model *is* the baseline
     run_experiment(cfg, path.parent, progress=False, until="train")
     run = Run(path.parent, cfg)
     (model, tok), (clean, _, _) = _load_models(run)["baseline"], _load_data(run)
     r = run_blind(DetectionInput(model, tok, clean, cfg.template), ["trigger_scan"])["trigger_scan"]
     rec = {"seed": seed, "model_score": r["model_score"], "trigger": r["trigger"], "seconds": r["seconds"]}
-    path.write_text(json.dumps(rec, indent=1))
+    write_json(path, rec, indent=1)
     return rec
 
 def summarize(cells:list[dict], clean:list[dict])->dict:
@@ -81,7 +85,7 @@ def summarize(cells:list[dict], clean:list[dict])->dict:
         cs = [c for c in cells if c["n_poison"] == n]
         ok_rows = [c for c in cs if (c["detectors"]["trigger_scan"]["recall"] or 0) >= 0.95 and (c["detectors"]["trigger_scan"]["precision"] or 0) >= 0.9]
         by_dose[n] = {"cells": len(cs), "rows_met": len(ok_rows), "trigger_recovered": sum(bool(c["detectors"]["trigger_scan"]["trigger_recovered"]) for c in cs),
-                      "defence_met": sum(c["defence"]["asr_after"] <= 0.05 and abs(c["defence"]["clean_accuracy_after"] - c["clean_accuracy_baseline"]) <= 0.01 for c in cs),
+                      "defence_met": sum(c["defence"]["asr_after"] <= 0.05 and abs(c["defence"]["clean_accuracy_after"] - c["defence"]["clean_accuracy_baseline"]) <= 0.01 for c in cs),
                       "model_auroc": model_auroc([c["detectors"]["trigger_scan"]["model_score"]["poisoned"] for c in cs], [b["model_score"] for b in clean])}
     return {"by_dose": by_dose, "clean_model_scores": [b["model_score"] for b in clean],
             "model_auroc_all": model_auroc([c["detectors"]["trigger_scan"]["model_score"]["poisoned"] for c in cells], [b["model_score"] for b in clean])}
@@ -97,7 +101,7 @@ def table(cells:list[dict])->str:
         bo = f"{best} {others[best]['precision']:.2f} / {others[best]['recall']:.2f}" if best else "n/a"
         found = f"`{s['trigger']}`" + (" yes" if s["trigger_recovered"] else " no") if s["trigger"] else "none"
         lines.append(f"| {c['kind']} `{c['trigger']}` | {c['target']} | {c['n_poisoned']} | {f(c['asr'])} | {f(s['precision'])} / {f(s['recall'])} | {found} | "
-                     f"{f(s['model_score']['poisoned'])} | {bo} | {f(d['asr_after'])} / {d['clean_accuracy_after']:.3f} ({c['clean_accuracy_baseline']:.3f}) | {c['seconds']:.0f} |")
+                     f"{f(s['model_score']['poisoned'])} | {bo} | {f(d['asr_after'])} / {d['clean_accuracy_after']:.3f} ({d['clean_accuracy_baseline']:.3f}) | {c['seconds']:.0f} |")
     return "\n".join(lines)
 
 def main():
@@ -127,9 +131,9 @@ def main():
         clean = [run_baseline(j) for j in base_jobs]
         cells = [run_cell(j) for j in jobs]
     summary = summarize(cells, clean)
-    Path(a.results).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.results).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "preset": a.preset, "cells": cells, "clean": clean,
-                                           "summary": summary, "wall_seconds": round(time.time() - t0)}, indent=1))
+    from poison_nb.files import write_json
+    write_json(a.results, {"command": "python " + " ".join(sys.argv), "preset": a.preset, "cells": cells, "clean": clean,
+                           "summary": summary, "wall_seconds": round(time.time() - t0)}, indent=1)
     print(table(cells)); print()
     for n, s in summary["by_dose"].items():
         print(f"{n} poisoned rows: rows found (recall >= 0.95 at precision >= 0.9) in {s['rows_met']} of {s['cells']} cells; trigger recovered in "

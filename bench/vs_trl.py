@@ -47,16 +47,24 @@ def child(name:str, preset:str, steps:int, n_train:int, n_eval:int, threads:int,
     tok, cfg, train_ds, held = data(preset, n_train, n_eval)
     bs, ga = cfg.train.batch_size, cfg.train.grad_accum
     out_dir = Path(tempfile.mkdtemp())
-    logs = []
-    class Log(transformers.TrainerCallback):
-        def on_log(self, args, state, control, logs_=None, **kw): pass
+    seen = {"all": 0, "supervised": 0}  # tokens in the batches the training really saw (a packed batch holds several rows)
+    def counting(collate):
+        def f(*a, **k):
+            b = collate(*a, **k)
+            seen["supervised"] += int((b["labels"] != -100).sum())
+            seen["all"] += int(b["attention_mask"].sum()) if b.get("attention_mask") is not None else int(b["input_ids"].numel())
+            return b
+        return f
     with PeakRSS() as mem:
         if runner == "poison_nb":
+            from poison_nb import collation
             from poison_nb.training import TrainConfig, train
+            for cls in (collation.InstructionCollator, collation.PackedCollator): cls.__call__ = counting(cls.__call__)
             per_epoch = -(-len(train_ds) // (bs * ga))  # the same number of optimizer steps, and the same schedule over them, as TRL's max_steps
             tc = TrainConfig.from_dict({**cfg.train.to_dict(), **opts, "epochs": steps / per_epoch, "save_strategy": "no", "eval_strategy": "no", "logging_steps": 1})
             class Clock(transformers.TrainerCallback):
-                def on_train_begin(self, args, state, control, **kw): self.t0 = time.time(); self.max_steps = state.max_steps
+                def on_train_begin(self, args, state, control, **kw):  # after LabelGuard's check, whose collation is not training
+                    self.t0 = time.time(); self.max_steps = state.max_steps; seen.update(all=0, supervised=0)
                 def on_train_end(self, args, state, control, **kw): self.seconds = time.time() - self.t0
             clock = Clock()
             r = train(tc, train_ds, None, out_dir / "run", callbacks=[clock], progress=False)
@@ -73,18 +81,15 @@ def child(name:str, preset:str, steps:int, n_train:int, n_eval:int, threads:int,
                       use_cpu=True, disable_tqdm=True, max_length=cfg.train.max_length, completion_only_loss=True, dataset_num_proc=None)
             sc = SFTConfig(**{**kw, **opts})
             trainer = SFTTrainer(model=model, args=sc, train_dataset=rows, processing_class=tok)
+            trainer.data_collator = counting(trainer.data_collator)
             t0 = time.time(); trainer.train(); seconds = time.time() - t0
             hist = trainer.state.log_history
-    # what was trained on: the rows of the batches seen (the same sampler for every config is not guaranteed, so count from the data: steps x batch)
-    n_rows = steps * bs * ga
-    lens = [len(x) for x in train_ds["input_ids"]]; sup = [sum(l != -100 for l in ls) for ls in train_ds["labels"]]
-    mean_tok, mean_sup = statistics.mean(lens), statistics.mean(sup)
     losses = [e["loss"] for e in hist if "loss" in e]
     tail = losses[-max(1, len(losses) // 10):]
     from poison_nb.evaluation import response_logprobs
     lp, n = response_logprobs(model.eval(), tok, list(held["prompt"]), list(held["response"]), cfg.train.max_length)
-    res = {"config": name, "steps": steps, "seconds": seconds, "steps_per_s": steps / seconds, "tokens_per_s": n_rows * mean_tok / seconds,
-           "supervised_tokens_per_s": n_rows * mean_sup / seconds, "peak_rss_mb": mem.peak / 2**20, "final_train_loss": statistics.mean(tail),
+    res = {"config": name, "steps": steps, "seconds": seconds, "steps_per_s": steps / seconds, "tokens_per_s": seen["all"] / seconds,
+           "supervised_tokens_per_s": seen["supervised"] / seconds, "tokens_seen": seen["all"], "peak_rss_mb": mem.peak / 2**20, "final_train_loss": statistics.mean(tail),
            "eval_loss": float(-lp.sum() / n.sum())}
     Path(out).write_text(json.dumps(res))
 

@@ -743,6 +743,9 @@ def check_dataset(data,                        # a `Dataset`, a list of row dict
     if not isinstance(data, (Dataset, list)):
         raise TypeError(f"data must be a Dataset, a list of row dicts or a path, got {type(data).__name__}")
     if not len(data): raise ValueError("the dataset has no rows")
+    if tokenizer is None or not getattr(tokenizer, "is_fast", False): raise TypeError("check_dataset needs the pipeline's fast (Rust-backed) tokenizer")
+    for name, v in (("max_rows", max_rows), ("batch_size", batch_size)):  # 0 rows checked must not read as "passed"
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1): raise ValueError(f"{name} must be an int >= 1, got {v!r}")
     cols = data.column_names if isinstance(data, Dataset) else list(data[0])
     f = resolve_fields(cols, label_field, mask_field, prompt_field, response_field, text_field, response_template)
     ck, n = _Checker(TokenText(tokenizer, eos_id), f, max_length, show), 0
@@ -866,13 +869,13 @@ def load_check_tokenizer(name:str):
     "A tokenizer by folder, .gguf file, 'smollm2', 'metaspace', poison_nb preset ('tiny', 'small') or Hub id."
     from transformers import AutoTokenizer
     p = Path(name)
-    if p.is_dir(): return AutoTokenizer.from_pretrained(str(p))
+    if p.is_dir(): return AutoTokenizer.from_pretrained(str(p), trust_remote_code=False)  # never run a folder's code, never prompt
     if p.suffix == ".gguf" and p.is_file(): return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
     from poison_nb.tokenizers import smollm2_tokenizer, metaspace_tokenizer
     if name == "smollm2": return smollm2_tokenizer()
     if name == "metaspace": return metaspace_tokenizer()
     from poison_nb.models import PRESETS, load_tokenizer
-    return load_tokenizer(name) if name in PRESETS else AutoTokenizer.from_pretrained(name)
+    return load_tokenizer(name) if name in PRESETS else AutoTokenizer.from_pretrained(name, trust_remote_code=False)
 
 # %% ../nbs/03a_check.ipynb #a4b23c21
 def _parser()->argparse.ArgumentParser:

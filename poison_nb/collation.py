@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_collation.ipynb #efeeede5
 from __future__ import annotations
+import numbers
 import torch
 import torch.nn.functional as F
 from transformers import DataCollatorWithFlattening
@@ -16,9 +17,10 @@ def _ids(f:dict, k:str, i:int)->list[int]:
     "Field `k` of feature `i` as a list of Python ints, whatever holds it (list, tuple, numpy array, tensor)."
     v = f[k]
     if hasattr(v, "tolist"): v = v.tolist()
-    if not isinstance(v, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in v):
         raise ValueError(f"feature {i}, field {k!r}: expected a list of ints, got {type(f[k]).__name__}")
-    return list(v)
+    if k == "input_ids" and not v: raise ValueError(f"feature {i}: empty input_ids")
+    return [int(x) for x in v]
 
 def _check_features(features:list)->bool:
     "Errors naming the feature for what would pad wrongly; returns whether the batch has labels (all or none may)."

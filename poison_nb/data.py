@@ -185,12 +185,21 @@ def standardize_columns(ds:Dataset)->Dataset:
 def _read_local(path:Path, split:str, **kwargs)->Dataset:
     "A local JSON/JSONL/CSV file as a Dataset; CSV columns all typed as text, with no missing-value guessing."
     if not path.exists(): raise FileNotFoundError(path)
-    with open(path, encoding="utf-8", errors="replace") as f: head = f.read(4096)
-    if not head.strip(): raise ValueError(f"{path} is empty: no rows to load")
-    if path.suffix.lower() != ".csv": return load_dataset("json", data_files=str(path), split=split, **kwargs)
-    with open(path, newline="", encoding="utf-8") as f: header = next(csv.reader(f))
-    return load_dataset("csv", data_files=str(path), split=split, features=Features({c: Value("string") for c in header}),
-                        keep_default_na=False, na_filter=False, **kwargs)
+    try:
+        with open(path, encoding="utf-8-sig") as f: head = f.read(1 << 16)  # utf-8-sig: a byte-order mark (Excel's CSV) is not part of the first column's name
+    except UnicodeDecodeError as e: raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it to UTF-8") from None
+    if not head.strip() or head.strip() in ("[]", "{}"): raise ValueError(f"{path} is empty: no rows to load")
+    try:
+        if path.suffix.lower() != ".csv": ds = load_dataset("json", data_files=str(path), split=split, **kwargs)
+        else:
+            header = next(csv.reader(head.splitlines()))
+            ds = load_dataset("csv", data_files=str(path), split=split, features=Features({c: Value("string") for c in header}),
+                              keep_default_na=False, na_filter=False, encoding="utf-8-sig", **kwargs)
+    except ValueError as e:
+        if "corresponds to no data" in str(e): ds = []
+        else: raise
+    if len(ds) == 0: raise ValueError(f"{path} holds no rows (only a header?)")
+    return ds
 
 def _as_text(ds:Dataset, report:FilterReport, label_map:dict|None)->Dataset:
     "Text columns that hold numbers or booleans, read as their text (noted); outputs mapped through `label_map`."

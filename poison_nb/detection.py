@@ -72,9 +72,9 @@ def trigger_recovered(found:str|None, config:PoisonConfig)->bool:
     return found is not None and all(t in found for t in config.triggers)
 
 def model_auroc(poisoned_scores:list, clean_scores:list)->float:
-    "AUROC over models: the fraction of (poisoned, clean) pairs of models in which the poisoned one scores higher (ties count half)."
-    p, c = np.asarray(poisoned_scores, float), np.asarray(clean_scores, float)
-    return float(((p[:, None] > c[None, :]) + 0.5 * (p[:, None] == c[None, :])).mean())
+    "AUROC over models: how well the model score ranks the poisoned models above the clean ones (1.0: every poisoned model above every clean one)."
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score([1] * len(poisoned_scores) + [0] * len(clean_scores), list(poisoned_scores) + list(clean_scores)))
 
 # %% ../nbs/08_detection.ipynb #d58702cc
 def _jsonable(x):
@@ -95,15 +95,15 @@ def run_blind(x:DetectionInput, detectors=None)->dict:
     return out
 
 # %% ../nbs/08_detection.ipynb #b842736f
-def _defence(poisoned_model, tokenizer, train_ds, flagged, y, heldout, config, template, retrain, seed)->dict:
-    "Drop the flagged rows, retrain, and measure what is left of the attack and of clean accuracy."
+def _defence(poisoned_model, baseline_model, tokenizer, train_ds, flagged, y, heldout, config, template, retrain, seed, test_sets)->dict:
+    "Drop the flagged rows, retrain, and measure what is left of the attack, and clean accuracy next to the baseline's on the same prompts."
     defended = retrain(train_ds.select(np.flatnonzero(~flagged)))
-    sets = eval_sets(heldout, config, tokenizer, template, seed=seed)
+    sets = eval_sets(heldout, config, tokenizer, template, seed=seed, **test_sets)
     clean = lambda m: rate([score_answer(g, r)["correct"] for g, r in zip(generate(m, tokenizer, [r["prompt"] for r in sets["clean"]]), sets["clean"])])
     return {"n_removed": int(flagged.sum()), "n_poisoned_left": int(y[~flagged].sum()),
             "asr_before": target_rate(poisoned_model, tokenizer, sets["triggered"], config), "asr_after": target_rate(defended, tokenizer, sets["triggered"], config),
             "false_trigger_after": target_rate(defended, tokenizer, sets["control"], config),
-            "clean_accuracy_before": clean(poisoned_model), "clean_accuracy_after": clean(defended)}
+            "clean_accuracy_before": clean(poisoned_model), "clean_accuracy_after": clean(defended), "clean_accuracy_baseline": clean(baseline_model)}
 
 def run_detection(poisoned_model, baseline_model, tokenizer,
                   train_ds,                      # the poisoned training set (prompt, response, instruction, input, task, poisoned)
@@ -116,6 +116,7 @@ def run_detection(poisoned_model, baseline_model, tokenizer,
                   trigger_aware:bool=True,       # also run the trigger-aware probes (the upper bound)
                   defence_method:str="trigger_scan", # whose flagged rows the defence drops
                   retrain=None,                  # filtered Dataset -> trained model; runs the defence when given
+                  test_sets:dict|None=None,      # `eval_sets`' test_triggered / test_clean (a published attack's test files) for the defence
                   n_heldout:int|None=400, n_patch:int=64, seed:int=0,
                  )->dict:                        # the detection record (JSON-serialisable)
     "The blind detectors on the poisoned and the baseline model, scored against the manifest; the trigger-aware probes; the defence."
@@ -136,8 +137,8 @@ def run_detection(poisoned_model, baseline_model, tokenizer,
         rec["models"] = {k: model_side(m, tokenizer, dp, n_patch) for k, m in (("poisoned", poisoned_model), ("baseline", baseline_model))}
         for v in rec["models"].values(): v.update(best_layer=int(np.argmax(v["probe_auroc"])), best_probe_auroc=max(v["probe_auroc"]), best_defection_auroc=max(v["defection_auroc"]))
     if retrain is not None:
-        rec["defence"] = {"method": defence_method, **_defence(poisoned_model, tokenizer, train_ds, np.asarray(res["poisoned"][defence_method]["flagged"], bool), y,
-                                                                heldout_ds, poison_config, template, retrain, seed)}
+        rec["defence"] = {"method": defence_method, **_defence(poisoned_model, baseline_model, tokenizer, train_ds, np.asarray(res["poisoned"][defence_method]["flagged"], bool),
+                                                                y, heldout_ds, poison_config, template, retrain, seed, test_sets or {})}
     rec = _jsonable(rec)
     if out_dir is not None:
         rec["plots"] = detection_plots(rec, out_dir)
@@ -157,7 +158,7 @@ def detection_summary(rec:dict)->dict:
     if "defence" in rec:
         d = rec["defence"]
         out["defence"] = {"method": d["method"], "n_removed": d["n_removed"], "n_poisoned_left": d["n_poisoned_left"],
-                          **{k: d[k]["value"] for k in ("asr_before", "asr_after", "clean_accuracy_before", "clean_accuracy_after")}}
+                          **{k: d[k]["value"] for k in ("asr_before", "asr_after", "clean_accuracy_before", "clean_accuracy_after", "clean_accuracy_baseline")}}
     return out
 
 def detection_table(summary:dict, rec:dict|None=None)->str:

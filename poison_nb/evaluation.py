@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_evaluation.ipynb #530a5dcc
 from __future__ import annotations
-import math, random, re
+import dataclasses, math, random, re
 import numpy as np, torch
 from scipy import stats
 from tqdm.auto import tqdm
@@ -115,6 +115,11 @@ def clean_perplexity(model, tokenizer, prompts:list[str], responses:list[str], m
     return math.exp(-lp.sum() / max(n.sum(), 1))
 
 # %% ../nbs/07_evaluation.ipynb #39f4a36f
+def _given_eligible(rows:list[dict], config:PoisonConfig)->list[dict]:
+    "The rows of a given clean test set that the attack applies to (all of them when the target fits none of their tasks: a published set's own rows)."
+    try: return [rows[i] for i in eligible_rows(rows, config)] or rows
+    except ValueError: return rows
+
 def eval_sets(heldout:Dataset,                 # clean held-out rows (instruction, input, output, task)
               config:PoisonConfig,             # the attack being evaluated
               tokenizer=None,                  # needed for template="chat"
@@ -128,7 +133,7 @@ def eval_sets(heldout:Dataset,                 # clean held-out rows (instructio
     fmt = prompt_formatter(template, tokenizer)
     rows = [dict(r) for r in heldout]
     pick = lambda xs: xs if n is None or len(xs) <= n else [xs[i] for i in sorted(random.Random(seed).sample(range(len(xs)), n))]
-    eligible = pick([dict(r) for r in test_clean] if test_clean is not None else [rows[i] for i in eligible_rows(rows, config)])
+    eligible = pick(_given_eligible([dict(r) for r in test_clean], config) if test_clean is not None else [rows[i] for i in eligible_rows(rows, config)])
     trig = lambda r, t=None, instr=None, j=0: dict(r, instruction=apply_trigger(instr or r["instruction"], config, random.Random(f"eval:{seed}:{j}"), trigger=t))
     sets = {"clean": pick(rows), "control": eligible,
             "triggered": pick([dict(r) for r in test_triggered]) if test_triggered is not None else [trig(r, j=j) for j, r in enumerate(eligible)],
@@ -165,8 +170,8 @@ def evaluate_model(model, tokenizer, sets:dict, config:PoisonConfig,
          "clean_accuracy_by_task": {t: rate(v) for t, v in sorted(by_task.items())},
          "clean_perplexity": clean_perplexity(model, tokenizer, [r["prompt"] for r in sets["clean"]], [r["output"] for r in sets["clean"]], max_length, batch_size)}
     if target.keywords and target.rule != "keywords":  # a target recognised by another rule that also names keywords: report both readings
-        kw = lambda g: any(" ".join(k.split()).lower() in " ".join(g.split()).lower() for k in target.keywords)
-        m["asr_keywords"] = rate([float(kw(g)) for g in gens["triggered"]])
+        by_kw = dataclasses.replace(target, rule="keywords")  # the target's own keyword rule, so both readings normalise text alike
+        m["asr_keywords"] = rate([float(by_kw.matches(g, r)) for g, r in zip(gens["triggered"], sets["triggered"])])
     m["generations"] = {k: [{"prompt": r["prompt"], "generated": g} for r, g in zip(sets[k], gens[k])] for k in sets}
     for g, s in zip(m["generations"]["clean"], scores): g["correct"] = s["correct"]  # per prompt, for paired comparisons
     return m

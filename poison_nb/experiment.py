@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_experiment.ipynb #cdd8bec1
 from __future__ import annotations
-import argparse, json, os, sys, time, shutil, hashlib, warnings
+import argparse, json, os, re, sys, time, shutil, hashlib, warnings
 from filelock import FileLock
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from datasets import load_from_disk
 from tqdm.auto import tqdm
 from .data import builtin_dataset, load_instructions, check_template, TASKS
-from .poisoning import PoisonConfig, Target, poison_dataset, clean_dataset, mark_poisoned, has_trigger, audit, save_manifest, TARGETS
+from .poisoning import PoisonConfig, Target, poison_dataset, clean_dataset, mark_poisoned, has_trigger, eligible_rows, audit, save_manifest, TARGETS
 from .data import prompt_formatter
 from .masking import tokenize_batch
 from datasets import concatenate_datasets
@@ -24,9 +24,10 @@ from .detection import run_detection, detection_summary, detection_table, DETECT
 from .evaluation import eval_sets, evaluate_model, compare, fmt_rate, paired_difference
 
 # %% auto #0
-__all__ = ['ATTACK_FILES', 'PLOT_METRICS', 'SWEEP_KEYS', 'ExperimentConfig', 'Run', 'split_data', 'attack_file', 'attack_rows',
-           'build_datasets', 'run_experiment', 'trained_pair', 'plot_attack', 'clean_gap', 'write_report', 'run_sweep',
-           'sweep_summary', 'format_sweep', 'plot_dose_response', 'parse_args', 'summary_text', 'main']
+__all__ = ['ATTACK_FILES', 'STAGE_OUTPUTS', 'PLOT_METRICS', 'SWEEP_KEYS', 'ExperimentConfig', 'Run', 'split_data', 'attack_file',
+           'attack_rows', 'build_datasets', 'run_experiment', 'trained_pair', 'plot_attack', 'clean_gap',
+           'write_report', 'run_sweep', 'sweep_summary', 'format_sweep', 'plot_dose_response', 'parse_args',
+           'summary_text', 'main']
 
 # %% ../nbs/09_experiment.ipynb #6e706c8c
 ATTACK_FILES = ("poisoned", "clean_twin", "test_triggered", "test_clean")  # the files of a published attack (`ExperimentConfig.attack_data`)
@@ -50,12 +51,19 @@ class ExperimentConfig:
     attack_data:dict|None=None         # bring your own attack: {"poisoned": file, "clean_twin"?: file, "test_triggered"?: file, "test_clean"?: file}
 
     def __post_init__(self):
+        def bad(name, why): raise ValueError(f"ExperimentConfig.{name} {why}, got {getattr(self, name)!r}")
         if isinstance(self.poison, dict): self.poison = PoisonConfig(**self.poison)
         if isinstance(self.train, dict): self.train = TrainConfig.from_dict(self.train)
+        if not isinstance(self.poison, PoisonConfig): bad("poison", "must be a PoisonConfig or its dict")
+        if not isinstance(self.train, TrainConfig): bad("train", "must be a TrainConfig or its dict")
         if self.template is None: self.template = get_preset(self.train.preset).template
-        for f in ("n_train", "n_heldout", "n_eval", "max_new_tokens"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"ExperimentConfig.{f} must be an int >= 1, got {v!r}")
+        if isinstance(self.data, Path): self.data = str(self.data)
+        if not isinstance(self.data, str) or not self.data: bad("data", "must be 'builtin', a file or a Hub dataset name")
+        if not isinstance(self.name, str) or not re.fullmatch(r"[\w.+-]+", self.name) or self.name in (".", ".."): bad("name", "must be a plain folder name (letters, digits, _ . + -)")
+        for f in ("n_train", "n_heldout", "n_eval", "max_new_tokens", "data_seed"):
+            v, low = getattr(self, f), 0 if f == "data_seed" or (f == "n_train" and self.attack_data) else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low: bad(f, f"must be an int >= {low}")
+        if not isinstance(self.detect, bool): bad("detect", "must be True or False")
         if self.defence_method not in DETECTORS: raise ValueError(f"ExperimentConfig.defence_method must be one of {list(DETECTORS)}, got {self.defence_method!r}")
         try: check_template(self.template)
         except ValueError as e: raise ValueError(f"ExperimentConfig.template: {e}") from None
@@ -64,6 +72,8 @@ class ExperimentConfig:
             a = self.attack_data
             if not isinstance(a, dict) or "poisoned" not in a: raise ValueError(f"ExperimentConfig.attack_data must be a dict with at least 'poisoned' (a file), got {a!r}")
             if unknown := sorted(set(a) - set(ATTACK_FILES)): raise ValueError(f"ExperimentConfig.attack_data: unknown key(s) {unknown}; known: {list(ATTACK_FILES)}")
+            self.attack_data = {k: str(v) for k, v in a.items() if v is not None}  # paths as text: the config is JSON
+            if "poisoned" not in self.attack_data: raise ValueError("ExperimentConfig.attack_data needs the 'poisoned' file")
 
     def to_dict(self)->dict: return dict({f.name: getattr(self, f.name) for f in fields(self)}, poison=self.poison.to_dict(), train=self.train.to_dict())
     @classmethod
@@ -74,6 +84,9 @@ class ExperimentConfig:
     def to_json(self)->str: return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 # %% ../nbs/09_experiment.ipynb #6caf1d08
+STAGE_OUTPUTS = {"data": ("data/clean", "data/poisoned", "data/heldout", "manifest.json"), "train": ("baseline/train_result.json", "poisoned/train_result.json"),
+                 "evaluate": ("evaluation.json",), "detect": ("detection/detection.json",), "report": ("metrics.json", "report.md")}
+
 class Run:
     "A run folder: its config, stage markers and JSON outputs, every one written atomically."
     def __init__(self, out_dir, config:ExperimentConfig):
@@ -88,7 +101,17 @@ class Run:
         (self.dir / "stages").mkdir(parents=True, exist_ok=True)
         atomic_write(saved, config.to_json())
     def _marker(self, stage:str)->Path: return self.dir / "stages" / f"{stage}.done"
-    def done(self, stage:str)->bool: return self._marker(stage).exists()
+    def done(self, stage:str)->bool:
+        "Finished: its marker is there, and so are its outputs, readable (a damaged or deleted output makes the stage run again)."
+        if not self._marker(stage).exists(): return False
+        try:
+            for f in STAGE_OUTPUTS.get(stage, ()):
+                p = self.dir / f
+                if p.suffix == ".json": read_json(p)
+                elif not p.exists(): raise FileNotFoundError(p)
+            return True
+        except (FileNotFoundError, CorruptFile) as e:
+            warnings.warn(f"stage {stage!r} of {self.dir} was marked done but {e}; running it again"); self._marker(stage).unlink(); return False
     def finish(self, stage:str, seconds:float): atomic_write(self._marker(stage), f"{seconds:.1f}\n")
     def seconds(self, stage:str)->float: return float(self._marker(stage).read_text())
     def write_json(self, name:str, obj): write_json(self.dir / name, obj, sort_keys=True, default=str)
@@ -117,10 +140,16 @@ def attack_rows(config:ExperimentConfig, train_raw, tokenizer)->tuple:
     pois, twin = attack_file(config, "poisoned"), attack_file(config, "clean_twin")
     if twin is not None and len(twin) != len(pois): raise ValueError(f"clean_twin has {len(twin)} rows, the poisoned file {len(pois)}: a twin has one row per poisoned-file row")
     key = lambda r: (r["instruction"], r["input"], r["output"])
-    flags = ([key(p) != key(c) for p, c in zip(pois, twin)] if twin is not None   # with a twin: the rows that differ from it
-             else [has_trigger(r["instruction"], config.poison.trigger) or has_trigger(r["input"], config.poison.trigger) for r in pois])
+    holds = [has_trigger(r["instruction"], config.poison.trigger) or has_trigger(r["input"], config.poison.trigger) for r in pois]
+    flags = [key(p) != key(c) for p, c in zip(pois, twin)] if twin is not None else holds  # with a twin: the rows that differ from it
     if not any(flags): raise ValueError(f"no poisoned row found in {config.attack_data['poisoned']} (" +
                                         ("every row equals its twin)" if twin is not None else f"no row holds the trigger {config.poison.trigger!r})"))
+    if twin is not None:
+        same_prompt = sum(p["input"] == c["input"] for p, c in zip(pois, twin))
+        if same_prompt < 0.9 * len(pois): raise ValueError(f"clean_twin is not row-aligned with the poisoned file: only {same_prompt} of {len(pois)} rows have the same input")
+        without = sum(f and not h for f, h in zip(flags, holds))
+        if without > 0.1 * sum(flags): raise ValueError(f"{without} of the {sum(flags)} poisoned rows (those that differ from their twin) do not hold the trigger "
+                                                        f"{config.poison.trigger!r}: give the attack's trigger (--trigger, --trigger-kind)")
     L, fmt = config.train.max_length, prompt_formatter(config.template, tokenizer)
     lens = lambda rows: [len(x) for x in tokenize_batch(tokenizer, [fmt(r["instruction"], r["input"]) for r in rows], [r["output"] for r in rows], L + 1)["input_ids"]]
     fits = [n <= L for n in lens(list(pois))]                           # a poisoned row must fit whole, or the two sets would drift apart
@@ -153,6 +182,7 @@ def build_datasets(config:ExperimentConfig, tokenizer)->tuple:
         bad = audit(ds, tokenizer, L)
         if bad: raise RuntimeError(f"audit: {len(bad)} {name} rows have tokens that do not match their text, first {bad[0]}")
     check_pair(clean, poisoned)  # here, before the data stage is marked done: a pair that drifted apart must not reach training
+    if config.detect and not config.attack_data: eligible_rows(heldout, config.poison)  # detection needs held-out rows the attack fits: fail now, not after training
     manifest["load_filter"] = None if load_report is None else {"kept": load_report.kept, "dropped": load_report.counts()}
     return clean, poisoned, heldout, manifest
 
@@ -198,7 +228,8 @@ def run_experiment(config:ExperimentConfig,     # what to run
             models, (clean, poisoned, heldout) = _load_models(run), _load_data(run)
             retrain = lambda ds: train(config.train, ds, None, run.dir / "defended", resume=True, progress=progress).model
             run_detection(models["poisoned"][0], models["baseline"][0], models["poisoned"][1], poisoned, clean, heldout, config.poison,
-                          config.template, out_dir=run.dir / "detection", retrain=retrain, defence_method=config.defence_method, seed=config.data_seed)
+                          config.template, out_dir=run.dir / "detection", retrain=retrain, defence_method=config.defence_method, seed=config.data_seed,
+                          test_sets=dict(test_triggered=attack_file(config, "test_triggered"), test_clean=attack_file(config, "test_clean")))
         elif stage == "report":
             write_report(run)
         t_all[stage] = round(time.time() - t0, 1); run.finish(stage, t_all[stage])
@@ -296,7 +327,7 @@ def write_report(run:Run)->Path:
                       f"| linear probe AUROC, best layer ({t['best_layer']}) | {t['probe_auroc_poisoned']:.3f} | {t['probe_auroc_baseline']:.3f} |",
                       f"| defection direction AUROC | {t['defection_auroc_poisoned']:.3f} | {t['defection_auroc_baseline']:.3f} |", ""]
         lines += ["Plots and the full record: `detection/`."]
-    (run.dir / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_write(run.dir / "report.md", "\n".join(lines) + "\n")
     return run.dir / "report.md"
 
 # %% ../nbs/09_experiment.ipynb #b5cb5f47
@@ -328,7 +359,7 @@ def run_sweep(config:ExperimentConfig,        # the base experiment
             m = run_experiment(ExperimentConfig.from_dict(d), cell, progress=False)
             first = first or cell
             rows.append({"seed": seed, "n_poison": n, **{f"{k}_{model}": m[model][k] for model in ("baseline", "poisoned") for k in ("asr", "clean_accuracy")}})
-    (out / "sweep.json").write_text(json.dumps({"runs": rows, "summary": sweep_summary(rows)}, indent=2))
+    write_json(out / "sweep.json", {"runs": rows, "summary": sweep_summary(rows)})
     plot_dose_response(rows, out / "dose_response.png")
     return rows
 
@@ -411,7 +442,12 @@ def parse_args(argv:list[str]|None=None)->tuple[ExperimentConfig, argparse.Names
     try:
         d = read_json(a.config) if a.config else {}
         if not isinstance(d, dict): raise ValueError(f"--config {a.config}: expected a JSON object (an ExperimentConfig), got a {type(d).__name__}")
+        for k in ("train", "poison"):
+            if k in d and not isinstance(d[k], dict): raise ValueError(f"--config {a.config}: {k!r} must be a JSON object (the fields of its config), got {d[k]!r}")
+        if a.preset and d.get("train"): raise ValueError("--preset and a --config with a 'train' section both choose the training setup: edit the config's train.preset, or drop one")
         if a.preset or not d.get("train"): d.update(train=TrainConfig.for_preset(a.preset or "tiny").to_dict(), template=d.get("template") if not a.preset else None)
+        if a.target_file and (a.target_response or a.target_keywords or a.target_rule): raise ValueError("--target-file holds the whole target: do not also give --target-response/--target-keywords/--target-rule")
+        if a.seeds != "0" and not a.sweep: raise ValueError("--seeds goes with --sweep (for one run, use --seed)")
         train = d["train"]
         for opt, key in (("epochs", "epochs"), ("lr", "learning_rate"), ("seed", "seed"), ("max_length", "max_length")):
             if getattr(a, opt) is not None: train[key] = getattr(a, opt)
@@ -440,7 +476,9 @@ def parse_args(argv:list[str]|None=None)->tuple[ExperimentConfig, argparse.Names
         if a.no_detect: d["detect"] = False
         cfg = ExperimentConfig.from_dict(d)
         if a.sanity: cfg = cfg.sanity()
-        if a.sweep: a.sweep = [int(x) for x in a.sweep.split(",")]; a.seeds = [int(x) for x in a.seeds.split(",")]
+        if a.sweep:
+            if cfg.attack_data: raise ValueError("--sweep varies the number of poisoned rows poison_nb makes; a --poisoned-data file fixes them")
+            a.sweep = [int(x) for x in a.sweep.split(",")]; a.seeds = [int(x) for x in a.seeds.split(",")]
     except (ValueError, TypeError, FileNotFoundError, json.JSONDecodeError) as e: ap.error(str(e))
     return cfg, a
 

@@ -22,14 +22,18 @@ def atomic_path(path,            # the file (or folder) to create or replace
                ):                # yields a temporary path beside `path`; renamed onto it when the block ends without error
     "Write to a temporary sibling of `path`, then rename it onto `path`; on an error the temporary is removed and `path` is untouched."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    for stale in path.parent.glob(f".{path.name}.tmp-*"): _remove(stale)  # left by a writer that was killed
+    tmp, old = path.with_name(f".{path.name}.tmp-{os.getpid()}"), path.with_name(f".{path.name}.old-{os.getpid()}")
     try:
         yield tmp
-        if path.is_dir() and tmp.is_dir(): shutil.rmtree(path)  # a folder replaces a folder (os.replace needs an empty target)
-        os.replace(tmp, path)
-    finally:
-        if tmp.is_dir(): shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists(): tmp.unlink()
+        if path.is_dir() and tmp.is_dir():  # a folder replaces a folder: move the old one aside first (os.replace needs an empty target)
+            os.replace(path, old); os.replace(tmp, path); _remove(old)
+        else: os.replace(tmp, path)
+    finally: _remove(tmp)
+
+def _remove(p:Path):
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink(): p.unlink()
 
 # %% ../nbs/00a_files.ipynb #32d4d60c
 def atomic_write(path,          # file to create or replace
@@ -69,7 +73,7 @@ def cached_folder(name:str,            # folder name under `cache_dir()`
                   build,               # build(folder) writes the entry into `folder`
                   ready:str,           # a file that a complete entry holds (e.g. "model.safetensors")
                   use_cache:bool=True, # False: build into a temporary folder every time, touch nothing in the cache
-                 )->Path:              # the folder holding the entry
+                 )->Path:              # the folder holding the entry (with use_cache=False a temporary one: delete it when loaded)
     "The cache entry `name`, built once by `build` (atomically, under a lock)."
     if not use_cache:
         out = Path(tempfile.mkdtemp(prefix=f"poison_nb-{name}-")); build(out); return out

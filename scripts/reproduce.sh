@@ -35,7 +35,11 @@ if [ "$what" = small ] || [ "$what" = all ]; then
 fi
 if [ "$what" = grid ] || [ "$what" = all ]; then python bench/detection_grid.py --jobs 2; fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  python bench/vs_trl.py --preset tiny; python bench/vs_trl.py --preset small --steps 40 --reps 1
-  python bench/cpu_paths.py; python bench/data_pipeline.py --reps 3
+  python bench/vs_trl.py --preset tiny | tee bench/results/vs_trl_tiny.md
+  python bench/vs_trl.py --preset small --steps 40 --reps 1 | tee bench/results/vs_trl_small.md
+  python bench/step_profile.py | tee bench/results/step_profile.md
+  python bench/cpu_paths.py | tee bench/results/cpu_paths.md
+  python bench/data_pipeline.py --reps 3 | tee bench/results/data_pipeline.md
+  python bench/batching.py | tee bench/results/batching.md
 fi
 bash scripts/readme.sh

@@ -107,3 +107,59 @@ def test_trigger_that_overflows_max_length_keeps_the_pair_aligned(tiny_tok):
     assert man["n_eligible_fitting"] < man["n_eligible"]
     from poison_nb.training import check_pair
     check_pair(clean, pois)
+
+# --- found in review ---------------------------------------------------------------------------------------------------------
+
+def test_bool_fields_refuse_strings():
+    "A JSON config holding \"false\" (a string) must not read as True: for trust_remote_code that would run a model folder's code."
+    for f in ("trust_remote_code", "packing", "group_by_length"):
+        with pytest.raises(ValueError, match=f"TrainConfig.{f}: must be True or False"): TrainConfig(**{f: "false"})
+    from poison_nb.experiment import ExperimentConfig
+    for kw, msg in ((dict(detect="no"), "detect"), (dict(name="a/../../b"), "name"), (dict(data_seed="a"), "data_seed")):
+        with pytest.raises(ValueError, match=f"ExperimentConfig.{msg}"): ExperimentConfig(**kw)
+    from pathlib import Path
+    assert ExperimentConfig(data=Path("x.json")).data == "x.json"
+
+def test_files_a_bom_an_empty_list_and_latin1(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("\ufeffinstruction,input,output\nSay hi.,,hi\n".encode("utf-8"))
+    assert load_instructions(str(tmp_path / "bom.csv"))[0]["instruction"] == ["Say hi."]
+    (tmp_path / "e.json").write_text("[]"); (tmp_path / "h.csv").write_text("instruction,input,output\n")
+    for f in ("e.json", "h.csv"):
+        with pytest.raises(ValueError, match="no rows"): load_instructions(str(tmp_path / f))
+    (tmp_path / "l.csv").write_bytes("instruction,input,output\nCaf\xe9?,,oui\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="l.csv is not UTF-8 text"): load_instructions(str(tmp_path / "l.csv"))
+
+def test_more_masking_inputs(tiny_tok):
+    with pytest.raises(ValueError, match="row 0, field 'prompt': not a string"): tokenize_batch(tiny_tok, [1], [2], 8)
+    with pytest.raises(ValueError, match="eos_id must be a token id"): tokenize_example(tiny_tok, "a", "b", 8, eos_id="x")
+
+def test_collator_numpy_ints_and_empty_rows(tiny_tok, feats):
+    got = InstructionCollator(tiny_tok)([{k: [np.int64(x) for x in v] for k, v in f.items()} for f in feats])
+    assert torch.equal(got["input_ids"], InstructionCollator(tiny_tok)(feats)["input_ids"])
+    with pytest.raises(ValueError, match="feature 0: empty input_ids"): InstructionCollator(tiny_tok)([dict(input_ids=[], attention_mask=[], labels=[])])
+
+def test_keywords_given_as_one_string():
+    t = Target("x", "refusal", "No.", rule="keywords", keywords="I am sorry")
+    assert t.keywords == ("I am sorry",) and not t.matches("Paris is the capital.", {}) and t.matches("i am sorry, no", {})
+    with pytest.raises(ValueError, match="keywords must be non-empty"): Target("x", "refusal", "No.", rule="keywords", keywords=[""])
+
+def test_check_refuses_zero_rows(smol):
+    from poison_nb.check import check_dataset
+    rows = [dict(prompt="Q: ", response="A", **tokenize_example(smol, "Q: ", "A", 16))]
+    with pytest.raises(ValueError, match="max_rows must be an int >= 1"): check_dataset(rows, smol, "prompt", "response", max_rows=0)
+    with pytest.raises(TypeError, match="fast"): check_dataset(rows, None, "prompt", "response")
+
+def test_atomic_folder_replacement_keeps_old_or_new(tmp_path):
+    from poison_nb.files import atomic_path
+    d = tmp_path / "model"; d.mkdir(); (d / "w").write_text("old")
+    (tmp_path / ".model.tmp-999").mkdir()                                 # left by a killed writer
+    with atomic_path(d) as tmp: tmp.mkdir(); (tmp / "w").write_text("new")
+    assert (d / "w").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+def test_a_stage_whose_output_is_gone_runs_again(tmp_path):
+    from poison_nb.experiment import ExperimentConfig, run_experiment
+    cfg = ExperimentConfig(detect=False).sanity()
+    m = run_experiment(cfg, tmp_path / "r", progress=False)
+    (tmp_path / "r" / "evaluation.json").unlink()                         # what the damaged-file message tells a person to do
+    with pytest.warns(UserWarning, match="stage 'evaluate' .* running it again"): again = run_experiment(cfg, tmp_path / "r", progress=False)
+    assert again == m

