@@ -247,7 +247,7 @@ def _load_data(run:Run)->tuple:
     return tuple(load_from_disk(str(run.dir / "data" / n)) for n in ("clean", "poisoned", "heldout"))
 
 def _load_models(run:Run)->dict:
-    return {k: load_trained(run.dir / k / "model", device="cuda" if torch.cuda.is_available() else "cpu") for k in ("baseline", "poisoned")}
+    return {k: load_trained(run.dir / k / "model") for k in ("baseline", "poisoned")}  # on `models.default_device()`
 
 # %% ../nbs/09_experiment.ipynb #e9bfdbe1
 def _code_version()->str:

@@ -13,8 +13,8 @@ from .tokenizers import tiny_tokenizer, smollm2_tokenizer, smollm2_gguf_dir, SMO
 from .files import cached_folder
 
 # %% auto #0
-__all__ = ['PRESETS', 'Preset', 'get_preset', 'tiny_config', 'n_params', 'smollm2_model', 'add_lora', 'load_tokenizer',
-           'load_model']
+__all__ = ['PRESETS', 'Preset', 'get_preset', 'tiny_config', 'n_params', 'smollm2_model', 'add_lora', 'default_device',
+           'load_tokenizer', 'load_model']
 
 # %% ../nbs/05_models.ipynb #a7eb96c6
 @dataclass
@@ -105,6 +105,10 @@ def add_lora(model,                          # a causal LM
     return get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM"))
 
 # %% ../nbs/05_models.ipynb #e9cdc485
+def default_device()->str:
+    "Where models go unless told otherwise: the GPU when there is one, else the CPU (the one place this choice is made)."
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
 def _dtype(dtype:str|torch.dtype, device:str)->torch.dtype:
     if isinstance(dtype, torch.dtype): return dtype
     if dtype == "auto":
@@ -135,7 +139,7 @@ def load_model(preset:str="tiny",            # a `PRESETS` name or a Hub id
     "Build or load the model and tokenizer of `preset`."
     p = get_preset(preset)
     if config_overrides and p.source != "scratch": raise ValueError(f"config overrides {sorted(config_overrides)} only apply to the 'tiny' preset")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     dt = _dtype(dtype, device)
     transformers.set_seed(seed)
     tok = load_tokenizer(preset, trust_remote_code)

@@ -17,7 +17,7 @@ from .collation import InstructionCollator, PackedCollator
 from .check import LabelGuard
 from .masking import tokenize_example
 from .files import atomic_path, write_json, read_json, CorruptFile
-from .models import get_preset, load_model, n_params
+from .models import get_preset, load_model, n_params, default_device, _dtype
 from .evaluation import generate, eval_sets, target_rate, score_answer
 
 # %% auto #0
@@ -296,7 +296,7 @@ def _for_trainer(ds:Dataset)->Dataset:
     return keep.add_column("length", [len(x) for x in keep["input_ids"]])
 
 def _training_args(cfg:TrainConfig, output_dir:Path, has_eval:bool, device:str)->TrainingArguments:
-    dt = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device == "cuda" and torch.cuda.is_bf16_supported() else "float16" if device == "cuda" else "float32")
+    dt = str(_dtype(cfg.dtype, device)).removeprefix("torch.")  # the dtype load_model gives the model, so Trainer's mixed precision agrees with it
     return TrainingArguments(
         output_dir=str(output_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size * 2,
@@ -352,7 +352,7 @@ def load_trained(model_dir,                      # a `model/` folder written by 
         from peft import AutoPeftModelForCausalLM
         model = AutoPeftModelForCausalLM.from_pretrained(model_dir, **kw)
     else: model = AutoModelForCausalLM.from_pretrained(model_dir, **kw)
-    return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")), AutoTokenizer.from_pretrained(model_dir, **kw)
+    return model.to(device or default_device()), AutoTokenizer.from_pretrained(model_dir, **kw)
 
 def _finished(output_dir:Path, cfg:TrainConfig)->TrainResult|None:
     "The finished run in `output_dir`, or None (not finished, or its result files are damaged: then it is redone, with a warning)."
@@ -421,7 +421,8 @@ def train(cfg:TrainConfig,                 # the run
     if eval_ds is None and cfg.eval_fraction > 0: train_ds, eval_ds = _split_eval(train_ds, cfg.eval_fraction, cfg.seed)
     train_ds, eval_ds = _select(train_ds, cfg.num_train_samples, "train"), _select(eval_ds, cfg.num_eval_samples, "eval")
     lora = get_preset(cfg.preset).lora if cfg.lora is None else cfg.lora
-    model, tok = load_model(cfg.preset, seed=cfg.seed, dtype=cfg.dtype, device="cpu" if not torch.cuda.is_available() else None,
+    device = default_device()
+    model, tok = load_model(cfg.preset, seed=cfg.seed, dtype=cfg.dtype, device=device,
                             lora=dict(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout) if lora else False,
                             trust_remote_code=cfg.trust_remote_code, **cfg.model_kwargs)
     check_train_data(train_ds, tok, cfg.max_length, "train")
@@ -429,7 +430,6 @@ def train(cfg:TrainConfig,                 # the run
     n_poisoned = sum(train_ds["poisoned"]) if "poisoned" in train_ds.column_names else 0
     if eval_ds is not None and "poisoned" in eval_ds.column_names and any(eval_ds["poisoned"]):
         raise ValueError("eval dataset has poisoned rows; the eval loss must be measured on held-out clean rows")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     trainer = (SupervisedOnlyLossTrainer if cfg.loss == "supervised_only" else Trainer)(model=model, args=_training_args(cfg, output_dir, eval_ds is not None, device),
                       train_dataset=_for_trainer(train_ds), eval_dataset=_for_trainer(eval_ds) if eval_ds is not None else None,
                       data_collator=PackedCollator() if cfg.packing else InstructionCollator(tok), processing_class=tok,
