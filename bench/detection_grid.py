@@ -90,6 +90,16 @@ def summarize(cells:list[dict], clean:list[dict])->dict:
     return {"by_dose": by_dose, "clean_model_scores": [b["model_score"] for b in clean],
             "model_auroc_all": model_auroc([c["detectors"]["trigger_scan"]["model_score"]["poisoned"] for c in cells], [b["model_score"] for b in clean])}
 
+def detector_costs(out:str, cells:list[dict])->dict:
+    "Median seconds per detector per model over the cells (from each cell's detection/detection.json; the defence's retraining not included)."
+    import statistics
+    from poison_nb.files import read_json
+    got = {}
+    for c in cells:
+        for name, v in read_json(Path(out) / c["cell"] / "detection" / "detection.json", dict)["blind"].items():
+            if isinstance(v.get("seconds"), dict): got.setdefault(name, []).extend(x for x in v["seconds"].values() if x is not None)
+    return {k: round(statistics.median(v), 1) for k, v in got.items() if v}
+
 def table(cells:list[dict])->str:
     f = lambda v: "n/a" if v is None else f"{v:.2f}"
     lines = ["| trigger | target | poisoned rows | ASR | flagged rows: precision / recall | trigger found | model score | other blind detectors (best F1) | after filter + retrain: ASR / clean acc. (baseline) | s |",
@@ -131,10 +141,12 @@ def main():
         clean = [run_baseline(j) for j in base_jobs]
         cells = [run_cell(j) for j in jobs]
     summary = summarize(cells, clean)
+    summary["detector_seconds"] = detector_costs(a.out, cells)
     from poison_nb.files import write_json
     write_json(a.results, {"command": "python " + " ".join(sys.argv), "preset": a.preset, "cells": cells, "clean": clean,
                            "summary": summary, "wall_seconds": round(time.time() - t0)}, indent=1)
     print(table(cells)); print()
+    print("cost per detector, median seconds per model over the cells (2 processes x 1 torch thread):", summary["detector_seconds"])
     for n, s in summary["by_dose"].items():
         print(f"{n} poisoned rows: rows found (recall >= 0.95 at precision >= 0.9) in {s['rows_met']} of {s['cells']} cells; trigger recovered in "
               f"{s['trigger_recovered']}; defence (ASR <= 0.05, clean accuracy within 1 point) in {s['defence_met']}; model AUROC {s['model_auroc']:.3f}")

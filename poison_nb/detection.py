@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from .data import iter_rows
 from .files import atomic_path, write_json
 from .poisoning import PoisonConfig
-from .evaluation import eval_sets, generate, score_answer, rate, target_rate
+from .evaluation import eval_sets, target_rate, clean_accuracy
 from .capture import last_token_resid
 from .trigger_scan import trigger_scan
 from .model_probes import detection_prompts, model_side, plot_by_layer, plot_heatmaps
@@ -99,7 +99,7 @@ def _defence(poisoned_model, baseline_model, tokenizer, train_ds, flagged, y, he
     "Drop the flagged rows, retrain, and measure what is left of the attack, and clean accuracy next to the baseline's on the same prompts."
     defended = retrain(train_ds.select(np.flatnonzero(~flagged)))
     sets = eval_sets(heldout, config, tokenizer, template, seed=seed, **test_sets)
-    clean = lambda m: rate([score_answer(g, r)["correct"] for g, r in zip(generate(m, tokenizer, [r["prompt"] for r in sets["clean"]]), sets["clean"])])
+    clean = lambda m: clean_accuracy(m, tokenizer, sets["clean"])
     return {"n_removed": int(flagged.sum()), "n_poisoned_left": int(y[~flagged].sum()),
             "asr_before": target_rate(poisoned_model, tokenizer, sets["triggered"], config), "asr_after": target_rate(defended, tokenizer, sets["triggered"], config),
             "false_trigger_after": target_rate(defended, tokenizer, sets["control"], config),
@@ -117,7 +117,7 @@ def run_detection(poisoned_model, baseline_model, tokenizer,
                   defence_method:str="trigger_scan", # whose flagged rows the defence drops
                   retrain=None,                  # filtered Dataset -> trained model; runs the defence when given
                   test_sets:dict|None=None,      # `eval_sets`' test_triggered / test_clean (a published attack's test files) for the defence
-                  n_heldout:int|None=400, n_patch:int=64, seed:int=0,
+                  n_heldout:int|None=400, n_patch:int|None=None, seed:int=0,
                  )->dict:                        # the detection record (JSON-serialisable)
     "The blind detectors on the poisoned and the baseline model, scored against the manifest; the trigger-aware probes; the defence."
     names = list(detectors or DETECTORS)
@@ -199,5 +199,6 @@ def detection_plots(rec:dict, out_dir)->list[str]:
         save(plot_heatmaps({k: np.array(v["attention_to_trigger"], float) for k, v in ms.items()}, "attention from the last prompt token to the trigger"), "detection_attention.png")
         pp = {f"{k} (gap {v['patching_gap']:.2f})": np.array(v["patching_by_position"]["by_position"], float) for k, v in ms.items()}
         save(plot_heatmaps(pp, "fraction of the target log-prob gap removed by patching", "position",
-                           next(iter(ms.values()))["patching_by_position"]["positions"], "RdBu_r", -1, 1), "detection_patching.png")
+                           next(iter(ms.values()))["patching_by_position"]["positions"], "RdBu_r", -1, 1,
+                           layers=next(iter(ms.values()))["patching_by_position"]["layers"]), "detection_patching.png")
     return files

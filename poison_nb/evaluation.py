@@ -16,8 +16,8 @@ from .poisoning import PoisonConfig, apply_trigger, near_triggers, paraphrase, e
 
 # %% auto #0
 __all__ = ['METRIC_NAMES', 'generate', 'first_word', 'token_f1', 'score_answer', 'rate', 'paired_difference', 'fmt_rate',
-           'response_logprobs', 'clean_perplexity', 'eval_sets', 'target_budget', 'target_rate', 'evaluate_model',
-           'compare']
+           'response_logprobs', 'clean_perplexity', 'eval_sets', 'target_budget', 'target_rate', 'clean_accuracy',
+           'evaluate_model', 'compare']
 
 # %% ../nbs/07_evaluation.ipynb #408c0b50
 @torch.no_grad()
@@ -151,6 +151,10 @@ def target_rate(model, tokenizer, rows:list[dict], config:PoisonConfig, max_new_
     "How often greedy generations for `rows` (with `prompt`) show `config`'s target (its own match rule), with a bootstrap 95% interval."
     gens = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens or target_budget(tokenizer, config, rows))
     return rate([float(config.target_obj.matches(g, r)) for g, r in zip(gens, rows)])
+
+def clean_accuracy(model, tokenizer, rows:list[dict], max_new_tokens:int=16)->dict:
+    "Exact-answer accuracy (`score_answer`) of greedy generations for clean `rows` (with `prompt`), with a bootstrap 95% interval."
+    return rate([score_answer(g, r)["correct"] for g, r in zip(generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens), rows)])
 
 def evaluate_model(model, tokenizer, sets:dict, config:PoisonConfig,
                    max_length:int=256,           # for perplexity

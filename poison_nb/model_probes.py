@@ -107,7 +107,8 @@ def attention_to_trigger(model, tokenizer, prompts:list[str], spans:list[tuple[i
     return np.stack([torch.stack([cache[n][r][:, p].sum(-1) for r, p in enumerate(pos)]).mean(0).numpy() for n in names])
 
 # %% ../nbs/07c_model_probes.ipynb #6dfb3502
-def plot_heatmaps(maps:dict, title:str="", xlabel:str="head", xticklabels=None, cmap="viridis", vmin=None, vmax=None):
+def plot_heatmaps(maps:dict, title:str="", xlabel:str="head", xticklabels=None, cmap="viridis", vmin=None, vmax=None,
+                  layers=None):  # the layer of each row (default 0, 1, ...)
     "Side-by-side `[layer x]` heatmaps on one colour scale, one per name."
     vmin = min(np.nanmin(m) for m in maps.values()) if vmin is None else vmin
     vmax = max(np.nanmax(m) for m in maps.values()) if vmax is None else vmax
@@ -116,6 +117,7 @@ def plot_heatmaps(maps:dict, title:str="", xlabel:str="head", xticklabels=None, 
         im = ax.imshow(np.asarray(m, float), aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, origin="lower")
         ax.set(title=name, xlabel=xlabel, ylabel="layer")
         if xticklabels is not None: ax.set_xticks(range(len(xticklabels)), xticklabels, fontsize=7)
+        if layers is not None: ax.set_yticks(range(len(layers)), [str(l) for l in layers], fontsize=7)
     fig.colorbar(im, ax=axs[0].tolist(), shrink=0.9); fig.suptitle(title, fontsize=10)
     return fig
 
@@ -194,15 +196,21 @@ def activation_patching(model, tokenizer,
             "layers": layers, "positions": cols, "by_position": [[effect(l, [(r, p) for r in range(n) for p in at(col, r)]) for col in cols] for l in layers]}
 
 # %% ../nbs/07c_model_probes.ipynb #ffb49504
-def model_side(model, tokenizer, dp:dict, n_patch:int=64)->dict:
+def model_side(model, tokenizer, dp:dict,
+               n_patch:int|None=None,   # prompt pairs patched (default 64, or 16 for models deeper than 4 layers: each patch is a forward pass)
+               map_layers:int=4,        # the per-position patching map on at most this many evenly spaced layers (every layer in `by_layer`)
+              )->dict:
     "All five model-side detectors on one model, from `detection_prompts` output."
+    L = len(decoder_layers(model))
+    n_patch = n_patch or (64 if L <= 4 else 16)
     E = np.flatnonzero(dp["eligible"])
     if len(E) == 0: raise ValueError("no held-out row is eligible for the target: cannot measure the logit lens or patching")
     acts = {k: last_token_resid(model, tokenizer, dp[k]) for k in ("clean", "triggered")}
     tids = [first_target_token(tokenizer, dp["triggered"][i], dp["target"][i]) for i in E]
     lens = {k: logit_lens(model, acts[k][E], tids) for k in ("triggered", "clean")}
     P = E[:n_patch]
-    patch = activation_patching(model, tokenizer, [dp["triggered"][i] for i in P], [dp["clean"][i] for i in P], tids[:len(P)])
+    patch = activation_patching(model, tokenizer, [dp["triggered"][i] for i in P], [dp["clean"][i] for i in P], tids[:len(P)],
+                                layers=sorted({round(x) for x in np.linspace(0, L - 1, min(map_layers, L))}))
     return {"probe_auroc": probe_auroc(acts["triggered"], acts["clean"]),
             "defection_auroc": direction_auroc(acts["triggered"], acts["clean"], contrast_direction(model, tokenizer, template=dp["template"])),
             "attention_to_trigger": attention_to_trigger(model, tokenizer, dp["triggered"], dp["spans"]),

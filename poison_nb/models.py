@@ -36,7 +36,7 @@ PRESETS = {p.name: p for p in [
            train=dict(epochs=4, learning_rate=1e-3, batch_size=16, grad_accum=1, max_length=96, warmup=0.05, group_by_length=False, loss="supervised_only")),
     Preset("small", "gguf", "HuggingFaceTB/SmolLM2-135M-Instruct", template="chat",
            description="SmolLM2-135M-Instruct from the offline GGUF (dequantized to fp32), with its own chat template; CPU in minutes",
-           train=dict(epochs=3, learning_rate=1e-4, batch_size=8, grad_accum=1, max_length=96, warmup=0.05)),
+           train=dict(epochs=3, learning_rate=1e-4, batch_size=8, grad_accum=1, max_length=96, warmup=0.05, loss="supervised_only")),
     Preset("smollm2-360m", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct", "chat", train=_GPU_TRAIN, description="Colab GPU, full fine-tune"),
     Preset("smollm2-1.7b", "hub", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "chat", lora=True, train=_GPU_LORA, description="Colab GPU, LoRA"),
     Preset("qwen2.5-0.5b", "hub", "Qwen/Qwen2.5-0.5B-Instruct", "chat", train=_GPU_TRAIN, description="Colab GPU, full fine-tune"),

@@ -18,7 +18,7 @@ from .check import LabelGuard
 from .masking import tokenize_example
 from .files import atomic_path, write_json, read_json, CorruptFile
 from .models import get_preset, load_model, n_params, default_device, _dtype
-from .evaluation import generate, eval_sets, target_rate, score_answer
+from .evaluation import eval_sets, target_rate, clean_accuracy
 
 # %% auto #0
 __all__ = ['TOKEN_COLUMNS', 'TrainConfig', 'check_train_data', 'supervised_positions', 'supervised_only_loss',
@@ -482,8 +482,7 @@ def train_pair(cfg:TrainConfig, clean_ds:Dataset, poisoned_ds:Dataset, eval_ds:D
 def backdoor_report(model, tokenizer, held:Dataset, poison, template:str="simple")->dict:
     "Target rate on triggered vs clean held-out rows the attack applies to, and clean accuracy on all held-out rows (evaluation's sets and rules)."
     sets = eval_sets(held, poison, tokenizer, template)
-    gens = generate(model, tokenizer, [r["prompt"] for r in sets["clean"]])
     return {"target_rate_triggered": target_rate(model, tokenizer, sets["triggered"], poison)["value"],
             "target_rate_clean": target_rate(model, tokenizer, sets["control"], poison)["value"],
-            "clean_accuracy": sum(score_answer(g, r)["correct"] for g, r in zip(gens, sets["clean"])) / len(gens),
-            "n_triggered": len(sets["triggered"]), "n_clean": len(gens)}
+            "clean_accuracy": clean_accuracy(model, tokenizer, sets["clean"])["value"],
+            "n_triggered": len(sets["triggered"]), "n_clean": len(sets["clean"])}
