@@ -85,7 +85,9 @@ def summarize(cells:list[dict], clean:list[dict])->dict:
         cs = [c for c in cells if c["n_poison"] == n]
         ok_rows = [c for c in cs if (c["detectors"]["trigger_scan"]["recall"] or 0) >= 0.95 and (c["detectors"]["trigger_scan"]["precision"] or 0) >= 0.9]
         by_dose[n] = {"cells": len(cs), "rows_met": len(ok_rows), "trigger_recovered": sum(bool(c["detectors"]["trigger_scan"]["trigger_recovered"]) for c in cs),
-                      "defence_met": sum(c["defence"]["asr_after"] <= 0.05 and abs(c["defence"]["clean_accuracy_after"] - c["defence"]["clean_accuracy_baseline"]) <= 0.01 for c in cs),
+                      # the defence works: the attack is gone and clean accuracy is at most 1 point below the baseline's (a defended model may be better)
+                      "defence_met": sum(c["defence"]["asr_after"] <= 0.05 and c["defence"]["clean_accuracy_after"] >= c["defence"]["clean_accuracy_baseline"] - 0.01 - 1e-9 for c in cs),
+                      "defence_met_both_sides": sum(c["defence"]["asr_after"] <= 0.05 and abs(c["defence"]["clean_accuracy_after"] - c["defence"]["clean_accuracy_baseline"]) <= 0.01 + 1e-9 for c in cs),
                       "model_auroc": model_auroc([c["detectors"]["trigger_scan"]["model_score"]["poisoned"] for c in cs], [b["model_score"] for b in clean])}
     return {"by_dose": by_dose, "clean_model_scores": [b["model_score"] for b in clean],
             "model_auroc_all": model_auroc([c["detectors"]["trigger_scan"]["model_score"]["poisoned"] for c in cells], [b["model_score"] for b in clean])}
@@ -149,7 +151,8 @@ def main():
     print("cost per detector, median seconds per model over the cells (2 processes x 1 torch thread):", summary["detector_seconds"])
     for n, s in summary["by_dose"].items():
         print(f"{n} poisoned rows: rows found (recall >= 0.95 at precision >= 0.9) in {s['rows_met']} of {s['cells']} cells; trigger recovered in "
-              f"{s['trigger_recovered']}; defence (ASR <= 0.05, clean accuracy within 1 point) in {s['defence_met']}; model AUROC {s['model_auroc']:.3f}")
+              f"{s['trigger_recovered']}; defence (ASR <= 0.05, clean accuracy at most 1 point below the baseline's) in {s['defence_met']} "
+              f"({s['defence_met_both_sides']} within 1 point either way); model AUROC {s['model_auroc']:.3f}")
     print(f"clean baselines' model scores: {summary['clean_model_scores']}; model AUROC over every cell {summary['model_auroc_all']:.3f}")
     print(f"wall time {time.time() - t0:.0f} s; results: {a.results}")
 
