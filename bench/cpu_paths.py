@@ -10,7 +10,7 @@ CPU has it), the BLAS library's (`MKL_ENABLE_INSTRUCTIONS=AVX2`, the path MKL ta
 bench/results/cpu_paths.json and prints a table.
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, shlex, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,11 +60,12 @@ def main():
     for name, g in got.items():
         row = {"code path": name, "torch capability": g["capability"]}  # (no timing: this compares weights, and may share the machine)
         for s in steps:
+            if s not in g["snaps"] or s not in ref: row[f"max |w - w_default| after {s} steps"] = "n/a (training ended before)"; continue
             d = max((g["snaps"][s][k] - ref[s][k]).abs().max().item() for k in ref[s])
             row[f"max |w - w_default| after {s} steps"] = "0 (bitwise equal)" if d == 0 else f"{d:.1e}"
         rows.append(row)
     print(table(rows))
     Path(a.results).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.results).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "cpu": cpu, "threads": torch.get_num_threads(), "rows": rows}, indent=1))
+    Path(a.results).write_text(json.dumps({"command": "python " + shlex.join(sys.argv), "cpu": cpu, "threads": torch.get_num_threads(), "rows": rows}, indent=1))
 
 if __name__ == "__main__": main()

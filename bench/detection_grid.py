@@ -10,7 +10,7 @@ Every cell is a folder under --out (a `run_experiment` run folder plus `grid_cel
 summary is written to --results (JSON) and printed as a markdown table.
 """
 from __future__ import annotations
-import argparse, json, os, shutil, sys, time
+import argparse, json, os, shlex, shutil, sys, time
 from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -85,9 +85,11 @@ def summarize(cells:list[dict], clean:list[dict])->dict:
         cs = [c for c in cells if c["n_poison"] == n]
         ok_rows = [c for c in cs if (c["detectors"]["trigger_scan"]["recall"] or 0) >= 0.95 and (c["detectors"]["trigger_scan"]["precision"] or 0) >= 0.9]
         by_dose[n] = {"cells": len(cs), "rows_met": len(ok_rows), "trigger_recovered": sum(bool(c["detectors"]["trigger_scan"]["trigger_recovered"]) for c in cs),
-                      # the defence works: the attack is gone and clean accuracy is at most 1 point below the baseline's (a defended model may be better)
-                      "defence_met": sum(c["defence"]["asr_after"] <= 0.05 and c["defence"]["clean_accuracy_after"] >= c["defence"]["clean_accuracy_baseline"] - 0.01 - 1e-9 for c in cs),
-                      "defence_met_both_sides": sum(c["defence"]["asr_after"] <= 0.05 and abs(c["defence"]["clean_accuracy_after"] - c["defence"]["clean_accuracy_baseline"]) <= 0.01 + 1e-9 for c in cs),
+                      # the defence works: the attack is gone and clean accuracy is at most 1 point below the baseline's (a defended model may be better);
+                      # counted only over cells where there was an attack to remove (ASR before > 0.05)
+                      "defence_cells": len(att := [c for c in cs if c["defence"]["asr_before"] > 0.05]),
+                      "defence_met": sum(c["defence"]["asr_after"] <= 0.05 and c["defence"]["clean_accuracy_after"] >= c["defence"]["clean_accuracy_baseline"] - 0.01 - 1e-9 for c in att),
+                      "defence_met_both_sides": sum(c["defence"]["asr_after"] <= 0.05 and abs(c["defence"]["clean_accuracy_after"] - c["defence"]["clean_accuracy_baseline"]) <= 0.01 + 1e-9 for c in att),
                       "model_auroc": model_auroc([c["detectors"]["trigger_scan"]["model_score"]["poisoned"] for c in cs], [b["model_score"] for b in clean])}
     return {"by_dose": by_dose, "clean_model_scores": [b["model_score"] for b in clean],
             "model_auroc_all": model_auroc([c["detectors"]["trigger_scan"]["model_score"]["poisoned"] for c in cells], [b["model_score"] for b in clean])}
@@ -98,7 +100,9 @@ def detector_costs(out:str, cells:list[dict])->dict:
     from poison_nb.files import read_json
     got = {}
     for c in cells:
-        for name, v in read_json(Path(out) / c["cell"] / "detection" / "detection.json", dict)["blind"].items():
+        p = Path(out) / c["cell"] / "detection" / "detection.json"
+        if not p.exists(): continue
+        for name, v in read_json(p, dict)["blind"].items():
             if isinstance(v.get("seconds"), dict): got.setdefault(name, []).extend(x for x in v["seconds"].values() if x is not None)
     return {k: round(statistics.median(v), 1) for k, v in got.items() if v}
 
@@ -145,13 +149,13 @@ def main():
     summary = summarize(cells, clean)
     summary["detector_seconds"] = detector_costs(a.out, cells)
     from poison_nb.files import write_json
-    write_json(a.results, {"command": "python " + " ".join(sys.argv), "preset": a.preset, "cells": cells, "clean": clean,
+    write_json(a.results, {"command": "python " + shlex.join(sys.argv), "preset": a.preset, "jobs": a.jobs, "threads": threads, "cells": cells, "clean": clean,
                            "summary": summary, "wall_seconds": round(time.time() - t0)}, indent=1)
     print(table(cells)); print()
-    print("cost per detector, median seconds per model over the cells (2 processes x 1 torch thread):", summary["detector_seconds"])
+    print(f"cost per detector, median seconds per model over the cells ({a.jobs} process(es) at a time x {threads} torch thread(s)):", summary["detector_seconds"])
     for n, s in summary["by_dose"].items():
         print(f"{n} poisoned rows: rows found (recall >= 0.95 at precision >= 0.9) in {s['rows_met']} of {s['cells']} cells; trigger recovered in "
-              f"{s['trigger_recovered']}; defence (ASR <= 0.05, clean accuracy at most 1 point below the baseline's) in {s['defence_met']} "
+              f"{s['trigger_recovered']}; defence (ASR <= 0.05, clean accuracy at most 1 point below the baseline's) in {s['defence_met']} of the {s['defence_cells']} cells with an attack to remove "
               f"({s['defence_met_both_sides']} within 1 point either way); model AUROC {s['model_auroc']:.3f}")
     print(f"clean baselines' model scores: {summary['clean_model_scores']}; model AUROC over every cell {summary['model_auroc_all']:.3f}")
     print(f"wall time {time.time() - t0:.0f} s; results: {a.results}")

@@ -6,7 +6,7 @@ words, and deleting one word of a 5-word trigger that the model learned from 50 
 Prints the deletion effect (mean drop of log p(own response), nats, over 8 rows) of each word of the trigger and of the
 whole phrase, and where the trigger's words rank among all candidates; writes bench/results/scan_phrase_deletion.json.
 """
-import argparse, json, os, sys
+import argparse, shlex, json, os, sys
 from pathlib import Path
 
 def main():
@@ -29,7 +29,7 @@ def main():
     rank = sorted(single, key=single.get, reverse=True)
     phrases = dict(grow_phrase(rows, occ[w]) for w in words)
     whole = deletion_effects(model, tok, rows, phrases, fmt)
-    out = {"command": "python " + " ".join(sys.argv), "cell": a.cell, "trigger": cfg["poison"]["trigger"], "n_candidates": len(rank),
+    out = {"command": "python " + shlex.join(sys.argv), "cell": a.cell, "trigger": cfg["poison"]["trigger"], "n_candidates": len(rank),
            "word_deletion": {w: round(single[w], 3) for w in words}, "word_rank": {w: rank.index(w) + 1 for w in words},
            "top12_smallest_effect": round(single[rank[min(11, len(rank) - 1)]], 3), "phrase_deletion": {p: round(v, 3) for p, v in whole.items()}}
     print(json.dumps(out, indent=1)); write_json(a.results, out, indent=1)

@@ -11,7 +11,7 @@ the loss on the same held-out rows (mean per supervised token), so that speed bo
 TRL is a benchmark dependency only (`pip install trl`).
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, tempfile, time, statistics
+import argparse, shlex, json, os, subprocess, sys, tempfile, time, statistics
 from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,7 +127,7 @@ def main():
     print(table([{**r, **({"vs TRL default": r.get("vs TRL default", "")})} for r in rows if "result" not in r])); print()
     results = a.results or f"bench/results/vs_trl_{a.preset}.json"
     Path(results).parent.mkdir(parents=True, exist_ok=True)
-    Path(results).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "preset": a.preset, "steps": a.steps, "runs": got, "table": rows}, indent=1))
+    Path(results).write_text(json.dumps({"command": "python " + shlex.join(sys.argv), "preset": a.preset, "steps": a.steps, "runs": got, "table": rows}, indent=1))
     print(f"results: {results}")
 
 if __name__ == "__main__": main()

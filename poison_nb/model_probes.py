@@ -202,7 +202,7 @@ def model_side(model, tokenizer, dp:dict,
               )->dict:
     "All five model-side detectors on one model, from `detection_prompts` output."
     L = len(decoder_layers(model))
-    n_patch = n_patch or (64 if L <= 4 else 16)
+    n_patch = (64 if L <= 4 else 16) if n_patch is None else n_patch
     E = np.flatnonzero(dp["eligible"])
     if len(E) == 0: raise ValueError("no held-out row is eligible for the target: cannot measure the logit lens or patching")
     acts = {k: last_token_resid(model, tokenizer, dp[k]) for k in ("clean", "triggered")}

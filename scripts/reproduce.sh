@@ -18,7 +18,7 @@ timed() {  # timed OUT_DIR ARGS...: run the main command, append "seconds peak_k
 what="${1:-all}"
 # the configurations compared (bench/vs_trl.py --help lists all; the others were slower in earlier runs and cost minutes each)
 TINY_CONFIGS="poison_nb default,poison_nb random batches,poison_nb length-grouped,poison_nb packing + supervised-only,TRL default,TRL padding-free,TRL packing (bfd)"
-SMALL_CONFIGS="poison_nb default,poison_nb supervised-only loss,poison_nb packing + supervised-only,TRL default,TRL padding-free"
+SMALL_CONFIGS="poison_nb default,poison_nb length-grouped,poison_nb packing + supervised-only,TRL default,TRL padding-free"
 if [ "$what" = default ] || [ "$what" = all ]; then
   for i in 1 2 3; do timed runs/default-$i; done
   wall=$(python -c "import json,sys; r=[open(f'runs/default-{i}.time').read().split() for i in (1,2,3)]; print(json.dumps({'seconds':[float(a) for a,b in r],'peak_rss_mb':[int(b)/1024 for a,b in r]}))")
@@ -36,7 +36,7 @@ if [ "$what" = small ] || [ "$what" = all ]; then
   wall=$(python -c "import json; a,b=open('runs/small.time').read().split(); print(json.dumps({'seconds':[float(a)],'peak_rss_mb':[int(b)/1024]}))")
   python scripts/results.py collect runs/small small --command "poison_nb --preset small --n-train 400 --n-poison 40 --n-heldout 200 --n-eval 100 --epochs 3 --out runs/small" --wall "$wall"
 fi
-if [ "$what" = grid ] || [ "$what" = all ]; then python bench/detection_grid.py --jobs 2; fi
+if [ "$what" = grid ] || [ "$what" = all ]; then python bench/detection_grid.py --jobs 2 && python bench/scan_phrase_deletion.py; fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   python bench/vs_trl.py --preset tiny --configs "$TINY_CONFIGS" | tee bench/results/vs_trl_tiny.md
   python bench/vs_trl.py --preset small --steps 40 --reps 1 --n-train 400 --configs "$SMALL_CONFIGS" | tee bench/results/vs_trl_small.md
