@@ -23,8 +23,8 @@ from .evaluation import eval_sets, target_rate, clean_accuracy
 # %% auto #0
 __all__ = ['TOKEN_COLUMNS', 'TrainConfig', 'check_train_data', 'supervised_positions', 'supervised_only_loss',
            'SupervisedOnlyLossTrainer', 'TrainResult', 'model_card', 'plot_losses', 'Interrupted', 'InterruptAfter',
-           'TrainProgress', 'load_trained', 'checkpoint_problem', 'last_complete_checkpoint', 'train', 'check_pair',
-           'train_pair', 'backdoor_report']
+           'precision', 'TrainProgress', 'load_trained', 'checkpoint_problem', 'last_complete_checkpoint', 'train',
+           'check_pair', 'train_pair', 'backdoor_report']
 
 # %% ../nbs/06_training.ipynb #751eae2a
 @dataclass
@@ -295,8 +295,21 @@ def _for_trainer(ds:Dataset)->Dataset:
     keep = ds.select_columns(TOKEN_COLUMNS)
     return keep.add_column("length", [len(x) for x in keep["input_ids"]])
 
+def precision(cfg:TrainConfig, device:str)->tuple[str, str|None]:
+    "The weights' dtype and the Trainer's mixed precision ('bf16', 'fp16' or None) that `train` uses for `cfg` on `device`."
+    dt = str(_dtype(cfg.dtype, device)).removeprefix("torch.")
+    if not device.startswith("cuda"): return dt, None
+    if dt == "bfloat16": return dt, "bf16"
+    if dt == "float16":
+        if cfg.dtype == "auto": return "float32", "fp16"  # a GPU without bf16 (a Colab T4): fp32 weights under fp16 autocast
+        lora = get_preset(cfg.preset).lora if cfg.lora is None else cfg.lora
+        if not lora: raise ValueError("TrainConfig.dtype='float16': fp16 weights cannot be fully fine-tuned (the fp16 gradient scaler refuses fp16 gradients); "
+                                      "use dtype='auto' (fp32 weights under fp16 autocast on a GPU without bf16) or 'bfloat16'")
+        return dt, "fp16"  # LoRA: the adapter's own weights are kept in fp32 by peft
+    return dt, None
+
 def _training_args(cfg:TrainConfig, output_dir:Path, has_eval:bool, device:str)->TrainingArguments:
-    dt = str(_dtype(cfg.dtype, device)).removeprefix("torch.")  # the dtype load_model gives the model, so Trainer's mixed precision agrees with it
+    _, amp = precision(cfg, device)  # the same choice that loaded the model, so the Trainer's mixed precision agrees with the weights
     return TrainingArguments(
         output_dir=str(output_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size * 2,
@@ -306,9 +319,11 @@ def _training_args(cfg:TrainConfig, output_dir:Path, has_eval:bool, device:str)-
         eval_strategy=cfg.eval_strategy if has_eval else "no", eval_steps=cfg.save_steps,
         save_strategy=cfg.save_strategy, save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none", remove_unused_columns=False,
-        bf16=dt == "bfloat16" and device == "cuda", fp16=dt == "float16" and device == "cuda", use_cpu=device == "cpu",
+        bf16=amp == "bf16", fp16=amp == "fp16", use_cpu=device == "cpu",
         ddp_backend="gloo" if device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         dataloader_num_workers=0, disable_tqdm=True)  # progress: one bar of our own (`TrainProgress`), the log dicts to a file
+
+
 
 # %% ../nbs/06_training.ipynb #f3948c43
 class TrainProgress(TrainerCallback):
@@ -422,7 +437,7 @@ def train(cfg:TrainConfig,                 # the run
     train_ds, eval_ds = _select(train_ds, cfg.num_train_samples, "train"), _select(eval_ds, cfg.num_eval_samples, "eval")
     lora = get_preset(cfg.preset).lora if cfg.lora is None else cfg.lora
     device = default_device()
-    model, tok = load_model(cfg.preset, seed=cfg.seed, dtype=cfg.dtype, device=device,
+    model, tok = load_model(cfg.preset, seed=cfg.seed, dtype=precision(cfg, device)[0], device=device,
                             lora=dict(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout) if lora else False,
                             trust_remote_code=cfg.trust_remote_code, **cfg.model_kwargs)
     check_train_data(train_ds, tok, cfg.max_length, "train")
