@@ -18,7 +18,7 @@ timed() {  # timed OUT_DIR ARGS...: run the main command, append "seconds peak_k
 what="${1:-all}"
 # the configurations compared (bench/vs_trl.py --help lists all; the others were slower in earlier runs and cost minutes each)
 TINY_CONFIGS="poison_nb default,poison_nb random batches,poison_nb length-grouped,poison_nb packing + supervised-only,TRL default,TRL padding-free,TRL packing (bfd)"
-SMALL_CONFIGS="poison_nb default,poison_nb length-grouped,poison_nb packing + supervised-only,TRL default,TRL padding-free"
+SMALL_CONFIGS="poison_nb default,TRL default,TRL padding-free"
 if [ "$what" = default ] || [ "$what" = all ]; then
   for i in 1 2 3; do timed runs/default-$i; done
   wall=$(python -c "import json,sys; r=[open(f'runs/default-{i}.time').read().split() for i in (1,2,3)]; print(json.dumps({'seconds':[float(a) for a,b in r],'peak_rss_mb':[int(b)/1024 for a,b in r]}))")
@@ -38,8 +38,8 @@ if [ "$what" = small ] || [ "$what" = all ]; then
 fi
 if [ "$what" = grid ] || [ "$what" = all ]; then python bench/detection_grid.py --jobs 2 && python bench/scan_phrase_deletion.py; fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  python bench/vs_trl.py --preset tiny --configs "$TINY_CONFIGS" | tee bench/results/vs_trl_tiny.md
-  python bench/vs_trl.py --preset small --steps 40 --reps 1 --n-train 400 --configs "$SMALL_CONFIGS" | tee bench/results/vs_trl_small.md
+  python bench/vs_trl.py --preset tiny --reps 2 --configs "$TINY_CONFIGS" | tee bench/results/vs_trl_tiny.md
+  python bench/vs_trl.py --preset small --steps 30 --reps 1 --n-train 400 --configs "$SMALL_CONFIGS" | tee bench/results/vs_trl_small.md
   python bench/step_profile.py | tee bench/results/step_profile.md
   python bench/cpu_paths.py | tee bench/results/cpu_paths.md
   python bench/data_pipeline.py --reps 3 | tee bench/results/data_pipeline.md
